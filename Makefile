@@ -51,17 +51,24 @@ test: check-sync
 test-slow: install
 	$(BIN)/nbdev_test --flags slow --do_print --timing --n_workers 2
 
+# the default study: RouterDC outcomes of GSM8K and MMLU through nbs/run_study.ipynb (papermill)
 study: install
-	$(BIN)/python -m llmroute.cli study-default --out . 
+	time $(BIN)/llmroute reproduce --root .
 
+# one (dataset, model) through nbs/run_sample.ipynb: papermill_runs/sample-<dataset>-<model>.ipynb
 sample: install
-	$(BIN)/python -m llmroute.cli sample-notebook --dataset $(DATASET) --model $(MODEL) $(SAMPLE_ARGS)
+	$(BIN)/llmroute sample --dataset $(DATASET) --model $(MODEL) --out runs/samples --notebook $(SAMPLE_ARGS)
 
 lab: install
 	$(BIN)/jupyter lab --ip 127.0.0.1 --no-browser $$( [ "$$(id -u)" = 0 ] && echo --allow-root ) --notebook-dir .
 
+# benchmarks: ratios measured in one run (never timed assertions in tests)
 bench: install
-	$(BIN)/python -m llmroute.bench
+	@for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+# on a machine with a CUDA GPU: nf4 vs bf16 decoding of a 7B-shaped Llama against the bandwidth bound
+bench-gpu: install
+	$(BIN)/python bench/gpu_sampling.py
 
 export: install
 	$(BIN)/nbdev_export && $(BIN)/nbdev_clean
