@@ -39,6 +39,8 @@ check-sync: install
 	  echo "FAIL: nbdev_export/nbdev_clean changed llmroute/ or nbs/: notebooks and package were out of sync or unclean"; \
 	  git status --short -- llmroute nbs; exit 1; fi; echo "notebooks clean and in sync with llmroute/"
 
+# one BLAS/OpenMP thread per notebook worker: nbdev_test already runs two notebooks at once on 2 cores
+test: export OMP_NUM_THREADS=1
 test: check-sync
 	@mkdir -p .test-logs; rc=0; \
 	$(BIN)/nbdev_test --do_print --timing --n_workers 2 > .test-logs/nbdev.log 2>&1 || rc=1; \
@@ -48,6 +50,7 @@ test: check-sync
 	exit $$rc
 
 # cells flagged `#| slow` too (real SmolLM2 sampling and the like)
+test-slow: export OMP_NUM_THREADS=1
 test-slow: install
 	$(BIN)/nbdev_test --flags slow --do_print --timing --n_workers 2
 

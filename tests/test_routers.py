@@ -1,0 +1,33 @@
+"Routers from the installed package: every router routes the constructed two-cluster pool and survives save/load"
+import subprocess, sys
+from pathlib import Path
+import numpy as np, pytest
+from llmroute.routers import (BestSingleRouter, ClassifierRouter, ClusterRouter, KNNRouter, SoftLabelRouter,
+                              Router, correct_labels, load_router, two_cluster_pool)
+
+ROUTERS = [lambda: ClassifierRouter('multilabel', 'logreg'), lambda: ClassifierRouter('separate', 'mlp'),
+           lambda: ClassifierRouter('multilabel', 'mlp', policy='safe'), lambda: ClusterRouter([1, 2, 4]),
+           lambda: KNNRouter([5, 20]), lambda: SoftLabelRouter('ridge'), lambda: SoftLabelRouter('logistic', policy='select_random')]
+
+@pytest.mark.parametrize('make', ROUTERS)
+def test_route_and_roundtrip(make, tmp_path):
+    Xa, Ya, _ = two_cluster_pool(200, seed=0)
+    Xb, Yb, _ = two_cluster_pool(200, seed=1)
+    r = make().fit(Xa, Ya, latency=[1., 2., 3.])
+    ch = r.route(Xb)
+    assert correct_labels(Yb)[np.arange(200), ch].mean() >= 0.95
+    r2 = load_router(r.save(tmp_path/'r'))
+    assert type(r2) is type(r)
+    np.testing.assert_array_equal(r2.predict_proba(Xb), r.predict_proba(Xb))
+    np.testing.assert_array_equal(r2.route(Xb), ch)
+
+def test_best_single_is_not_enough():
+    Xa, Ya, _ = two_cluster_pool(200, seed=0)
+    Xb, Yb, _ = two_cluster_pool(200, seed=1)
+    ch = BestSingleRouter().fit(Xa, Ya).route(Xb)
+    assert correct_labels(Yb)[np.arange(200), ch].mean() < 0.6
+
+def test_bench_script_help():
+    bench = Path(__file__).resolve().parents[1]/'bench'/'bench_routers.py'
+    out = subprocess.run([sys.executable, str(bench), '--help'], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and '--transformer' in out.stdout

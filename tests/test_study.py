@@ -1,0 +1,96 @@
+"End-to-end tests of the study: a small outcomes file in, results.csv and friends out; bad input gets InputError"
+import json, os
+from pathlib import Path
+import numpy as np, pandas as pd, pytest
+from llmroute.core import InputError
+from llmroute.study import run_study, study_notebook, RESULTS_COLUMNS
+
+MODELS = ['acme/math-7b', 'acme/chat-7b', 'acme/tiny-1b']
+
+def outcomes_frame(n=240, seed=0, split=True):
+    "A pool where the math model solves the arithmetic questions, the chat model the history ones, tiny little"
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        math = i % 2 == 0
+        q = (f"What is {i} plus {i + 3} times two, computed step by step?" if math
+             else f"Which empire ruled the province number {i} in the medieval period?")
+        p = {'acme/math-7b': 0.9 if math else 0.2, 'acme/chat-7b': 0.2 if math else 0.9, 'acme/tiny-1b': 0.3}
+        for m in MODELS:
+            r = dict(query_id=f"q{i:04d}", question=q, model=m, score=float(rng.random() < p[m]))
+            if split: r['split'] = 'test' if i % 5 == 4 else 'train'
+            rows.append(r)
+    return pd.DataFrame(rows)
+
+@pytest.fixture(scope='module')
+def small_csv(tmp_path_factory):
+    p = tmp_path_factory.mktemp('o')/'outcomes.csv'
+    outcomes_frame().to_csv(p, index=False)
+    return p
+
+def test_end_to_end(small_csv, tmp_path):
+    res = run_study(small_csv, 'toy', tmp_path/'a', n_boot=200, n_clusters=8)
+    on_disk = pd.read_csv(tmp_path/'a'/'results.csv')
+    assert list(on_disk.columns) == RESULTS_COLUMNS
+    r = on_disk.set_index('method')
+    assert set(MODELS) <= set(r.index) and (r.loc[MODELS, 'family'] == 'single').all()
+    assert r.loc[['oracle', 'random', 'auto'], 'family'].tolist() == ['oracle', 'baseline', 'auto']
+    assert set(r.family) <= {'single', 'oracle', 'bound', 'baseline', 'policy', 'router', 'auto'}
+    assert (r.n_test == 48).all()
+    # routing is learnable here: the chosen router beats the best single model and closes most of the gap
+    assert r.loc['auto', 'accuracy'] > r.loc[MODELS, 'accuracy'].max() + 10
+    assert r.loc['auto', 'gain_ci_low'] > 0 and r.loc['auto', 'gap_closed'] > 0.5
+    assert r.loc['oracle', 'gap_closed'] == 1.0
+    assert r.mean_latency_s.isna().all() and r.mean_cost.isna().all()   # no latency or cost in the data: none invented
+    for f in ['routing_results_toy.csv', 'subset_oracles.csv', 'study.json', 'toy-accuracy_latency.png', 'toy-models.png',
+              'toy-gains.png', 'toy-cluster_stability.png']:
+        assert (tmp_path/'a'/f).stat().st_size > 0, f
+    assert len(pd.read_csv(tmp_path/'a'/'subset_oracles.csv')) == 7
+    paper = pd.read_csv(tmp_path/'a'/'routing_results_toy.csv')
+    assert list(paper.columns) == ['method', 'accuracy', 'latency_correct_s'] and 'Oracle' in set(paper.method)
+    pd.testing.assert_frame_equal(res.reset_index(drop=True), on_disk, check_dtype=False, atol=1e-4)
+
+def test_deterministic(small_csv, tmp_path):
+    for d in 'ab': run_study(small_csv, 'toy', tmp_path/d, n_boot=200, n_clusters=8, figures=False)
+    for f in ['results.csv', 'methods.csv', 'routing_results_toy.csv', 'study.json', 'tradeoff_curves.csv', 'cluster_stability.csv']:
+        assert (tmp_path/'a'/f).read_bytes() == (tmp_path/'b'/f).read_bytes(), f
+
+def test_latency_from_data(tmp_path):
+    df = outcomes_frame()
+    df['latency_s'] = df.model.map({'acme/math-7b': 3.0, 'acme/chat-7b': 2.0, 'acme/tiny-1b': 0.5})
+    p = tmp_path/'o.parquet'; df.to_parquet(p)
+    r = run_study(p, 'lat', tmp_path/'s', n_boot=100, n_clusters=8, figures=False).set_index('method')
+    assert r.loc['acme/math-7b', 'mean_latency_s'] == 3.0
+    assert r.loc['random', 'mean_latency_s'] == pytest.approx((3.0 + 2.0 + 0.5) / 3, abs=1e-4)
+    assert 'oracle-fastest' in r.index and r.loc['oracle-fastest', 'mean_latency_s'] <= r.loc['oracle', 'mean_latency_s']
+    assert json.loads((tmp_path/'s'/'study.json').read_text())['latency_source'] == 'data'
+
+def test_seeded_split_when_absent(tmp_path):
+    p = tmp_path/'nosplit.csv'; outcomes_frame(split=False).to_csv(p, index=False)
+    run_study(p, 'ns', tmp_path/'s', seed=1, n_boot=100, n_clusters=8, figures=False)
+    info = json.loads((tmp_path/'s'/'study.json').read_text())
+    assert info['split_note'].startswith('split: none in the table; made a seeded split (seed=1')
+    assert info['n']['test'] > 0 and info['n']['val'] > 0
+
+@pytest.mark.parametrize('edit, match', [
+    (lambda d: d.assign(score=d.score.where(d.index != 5, 1.5)), r"bad\.csv: row 5: field 'score': score 1\.5 is outside \[0, 1\]"),
+    (lambda d: d.drop(columns='question'), r"bad\.csv: field 'question': missing required column"),
+    (lambda d: d.assign(score=d.score.astype(object).where(d.index != 7, 'yes')), r"bad\.csv: row 7: field 'score'"),
+])
+def test_bad_input_is_input_error(tmp_path, edit, match):
+    p = tmp_path/'bad.csv'; edit(outcomes_frame()).to_csv(p, index=False)
+    with pytest.raises(InputError, match=match): run_study(p, 'bad', tmp_path/'s')
+    with pytest.raises(InputError, match=match): study_notebook(p, 'bad', tmp_path/'s2')
+    assert not (tmp_path/'s'/'results.csv').exists()
+
+def test_bad_paths(tmp_path):
+    with pytest.raises(InputError, match='no such file'): run_study(tmp_path/'missing.csv', 'x', tmp_path/'s')
+    (tmp_path/'empty.csv').write_text('')
+    with pytest.raises(InputError, match='empty file'): run_study(tmp_path/'empty.csv', 'x', tmp_path/'s')
+
+def test_study_notebook(small_csv, tmp_path):
+    nb = study_notebook(small_csv, 'toy', tmp_path/'out', tmp_path/'runs'/'study-toy.ipynb', n_boot=100, n_clusters=8)
+    assert nb.exists() and (tmp_path/'out'/'results.csv').exists() and (tmp_path/'out'/'toy-gains.png').exists()
+    import nbformat
+    text = json.dumps(nbformat.read(nb, as_version=4).cells)
+    assert "auto (chosen on val)" in text
