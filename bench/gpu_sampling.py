@@ -1,0 +1,98 @@
+"""GPU benchmark: decoding speed of a 7B-shaped Llama in nf4 and bf16 against the memory-bandwidth bound.
+
+The model has Llama-2-7B's shape (32 layers, width 4096, MLP 11008, vocab 32000) and random weights built from its
+config on the GPU, so nothing is downloaded. It is saved once to a temporary folder and loaded through
+`llmroute.sampling.load_model` (the same path as real runs) in nf4 and in bf16. Each arm generates fixed-length
+outputs (min_new_tokens = max_new_tokens, greedy), and the decode time (total minus a prefill-only call) gives
+tokens per second. The bound: a decoding step reads every weight once (the embedding table excepted: a lookup reads
+one row), so steps/s <= HBM bandwidth / weight bytes, and tokens/s <= batch * that. The script prints the bound
+for the card's nominal bandwidth and for the bandwidth of a large device-to-device copy it measures.
+Run once, not a test:   python bench/gpu_sampling.py [--batch 1 16] [--tokens 128] [--layers 32]
+Without CUDA it says so and exits with status 0.
+"""
+import argparse, gc, json, sys, tempfile, time
+import torch
+
+NOMINAL_GBS = {'H200': 4800, 'H100 SXM': 3350, 'H100 80GB HBM3': 3350, 'H100 PCIe': 2000, 'H100 NVL': 3900,
+               'A100-SXM4-80GB': 2039, 'A100 80GB PCIe': 1935, 'A100-SXM4-40GB': 1555, 'A100-PCIE-40GB': 1555,
+               'L40S': 864, 'A10G': 600, 'L4': 300, 'T4': 320}
+
+def nominal_bandwidth(name:str):
+    "Nominal HBM bandwidth (GB/s) of a card from its name, or None"
+    for k, v in sorted(NOMINAL_GBS.items(), key=lambda kv: -len(kv[0])):
+        if k.lower() in name.lower(): return v
+    return None
+
+def copy_bandwidth(gib:float=4.0)->float:
+    "Measured device bandwidth (GB/s): bytes read + written by a large device-to-device copy"
+    x = torch.empty(int(gib*2**30), dtype=torch.uint8, device='cuda'); y = torch.empty_like(x)
+    y.copy_(x); torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(10): y.copy_(x)
+    torch.cuda.synchronize(); dt = time.perf_counter() - t
+    del x, y; torch.cuda.empty_cache()
+    return 2*10*gib*2**30/dt/1e9
+
+def weight_bytes(model)->int:
+    "Bytes read per decoding step: all parameters and quantization state except the input embedding table"
+    emb = model.get_input_embeddings().weight
+    n = sum(p.numel()*p.element_size() for p in model.parameters() if p is not emb)
+    for m in model.modules():                     # nf4: absmax / code of each Linear4bit (double-quantized or not)
+        qs = getattr(getattr(m, 'weight', None), 'quant_state', None)
+        if qs is not None:
+            for t in [qs.absmax, qs.code] + ([qs.state2.absmax, qs.state2.code] if getattr(qs, 'state2', None) else []):
+                if torch.is_tensor(t): n += t.numel()*t.element_size()
+    return n
+
+def timed_generate(model, ids, new_tokens:int)->float:
+    "Seconds of one greedy generate call of exactly `new_tokens` tokens"
+    torch.cuda.synchronize(); t = time.perf_counter()
+    with torch.inference_mode():
+        model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=new_tokens,
+                       min_new_tokens=new_tokens, do_sample=False, pad_token_id=0)
+    torch.cuda.synchronize(); return time.perf_counter() - t
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--batch', type=int, nargs='+', default=[1, 16])
+    ap.add_argument('--tokens', type=int, default=128, help='new tokens per sequence (forced)')
+    ap.add_argument('--prompt', type=int, default=64, help='prompt length in tokens')
+    ap.add_argument('--layers', type=int, default=32, help='fewer for a quick check')
+    ap.add_argument('--arms', nargs='+', default=['4bit', 'none'], choices=['4bit', 'none'])
+    a = ap.parse_args()
+    if not torch.cuda.is_available():
+        print("gpu_sampling: no CUDA device here; this benchmark needs a GPU (nothing was measured)."); return 0
+    from transformers import LlamaConfig, LlamaForCausalLM
+    from llmroute.sampling import load_model
+    name = torch.cuda.get_device_name(0)
+    cfg = LlamaConfig(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=a.layers,
+                      num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=4096)
+    res = dict(device=name, torch=torch.__version__, layers=a.layers, prompt=a.prompt, new_tokens=a.tokens,
+               nominal_gbs=nominal_bandwidth(name), copy_gbs=round(copy_bandwidth(), 1), arms={})
+    with tempfile.TemporaryDirectory() as d:
+        torch.manual_seed(0)
+        t = time.perf_counter()
+        with torch.device('cuda'): m = LlamaForCausalLM(cfg).to(torch.bfloat16)
+        m.save_pretrained(d); del m; gc.collect(); torch.cuda.empty_cache()
+        res['build_s'] = round(time.perf_counter() - t, 1)
+        for arm in a.arms:
+            t = time.perf_counter(); model = load_model(d, quantize=arm, device_map='cuda'); load_s = time.perf_counter() - t
+            wb = weight_bytes(model)
+            out = dict(load_s=round(load_s, 1), weight_gb=round(wb/1e9, 3), batches={})
+            for b in a.batch:
+                ids = torch.randint(3, 32000, (b, a.prompt), device='cuda', generator=torch.Generator('cuda').manual_seed(b))
+                timed_generate(model, ids, 2)                                   # warm-up
+                total, prefill = timed_generate(model, ids, a.tokens), timed_generate(model, ids, 1)
+                decode = max(total - prefill, 1e-9)
+                steps_s = (a.tokens - 1)/decode
+                bound = {k: round(b*gbs*1e9/wb, 1) for k, gbs in (('nominal', res['nominal_gbs']), ('copy', res['copy_gbs'])) if gbs}
+                out['batches'][b] = dict(tokens_per_s=round(b*steps_s, 1), ms_per_step=round(1e3/steps_s, 2),
+                                         bound_tokens_per_s=bound,
+                                         fraction_of_copy_bound=round(b*steps_s/bound['copy'], 3),
+                                         peak_mem_gb=round(torch.cuda.max_memory_allocated()/1e9, 2))
+            res['arms']['nf4' if arm == '4bit' else 'bf16'] = out
+            del model; gc.collect(); torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
+    print(json.dumps(res, indent=1))
+    return 0
+
+if __name__ == '__main__': sys.exit(main())
