@@ -1,5 +1,5 @@
 "Write README.md from nbs/index.ipynb: run it (execnb, like nbdev_test), drop `#| hide` cells, keep outputs."
-import re, sys
+import os, re, sys
 from pathlib import Path
 from execnb.nbio import read_nb
 from execnb.shell import CaptureShell
@@ -18,7 +18,9 @@ def output_md(o):
     return ''
 
 def main(nb_path=ROOT/'nbs'/'index.ipynb', out=ROOT/'README.md'):
+    nb_path, out = Path(nb_path).resolve(), Path(out).resolve()
     nb = read_nb(nb_path)
+    os.chdir(nb_path.parent)  # as nbdev_test runs it: paths in the notebook are relative to nbs/
     CaptureShell(nb_path).run_all(nb, exc_stop=True)
     parts = []
     for c in nb.cells:
