@@ -18,7 +18,9 @@ def _cmd_sample(a):
               batch_size=a.batch_size, shard=a.shard, quantize=a.quantize, seed=a.seed,
               temperature=a.temperature, mode=a.mode)
     if a.notebook:
-        nb = Path(a.notebook_dir)/f"sample-{a.dataset}-{a.model.replace('/', '_')}.ipynb"
+        key = sampling.model_spec(a.model).key
+        i, n = sampling.parse_shard(a.shard)
+        nb = Path(a.notebook_dir)/(f"sample-{a.dataset}-{key}" + (f"-shard{i}of{n}" if n > 1 else '') + '.ipynb')
         return sampling.sample_notebook(a.dataset, a.model, nb, out=a.out, **kw)
     return sampling.sample_dataset(a.dataset, a.model, a.out, **kw)
 
@@ -35,7 +37,8 @@ def _cmd_study(a):
     from llmroute.study import study_notebook
     out = Path(a.out)
     name = a.name or Path(a.outcomes).stem
-    return study_notebook(a.outcomes, name, out, out/f'study-{name}.ipynb', threshold=a.threshold, seed=a.seed)
+    return study_notebook(a.outcomes, name, out, out/f'study-{name}.ipynb', threshold=a.threshold, seed=a.seed,
+                          dataset=a.dataset, features=a.features, n_boot=a.n_boot)
 
 def _cmd_reproduce(a):
     from llmroute.study import reproduce
@@ -84,6 +87,9 @@ def build_parser()->argparse.ArgumentParser:
     t.add_argument('--out', required=True, help='folder for results.csv, tables, figures and the executed notebook')
     t.add_argument('--threshold', type=float, default=0.5, help='a query is solved by a model when score >= threshold')
     t.add_argument('--seed', type=int, default=0)
+    t.add_argument('--dataset', default=None, help='study this dataset of a table that holds several')
+    t.add_argument('--features', nargs='+', default=['tfidf'], choices=['tfidf', 'embedding'], help='query features of the routers')
+    t.add_argument('--n-boot', type=int, default=None, help='bootstrap resamples (default 2000)')
     t.set_defaults(func=_cmd_study)
 
     r = sub.add_parser('reproduce', help='the default study (make study): RouterDC outcomes of GSM8K and MMLU')
@@ -100,5 +106,9 @@ def main(argv=None # the arguments (default: sys.argv[1:])
     except (InputError, FileExistsError, FileNotFoundError) as e:
         print(f"llmroute {a.command}: error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:  # a failure inside an executed notebook: say which cell failed and where the notebook is
+        if type(e).__name__ != 'PapermillExecutionError': raise
+        print(f"llmroute {a.command}: error in the executed notebook: {e.ename}: {e.evalue}", file=sys.stderr)
+        return 1
     if res is not None: print(res.to_string() if hasattr(res, "to_string") else res)
     return 0

@@ -19,7 +19,8 @@ __all__ = ['LETTERS', 'QUERY_COLUMNS', 'MMLU_VAL_SIZE', 'DATASETS', 'canonical_n
 def canonical_number(x:float|int|str, # a number, or its text
                     )->str:
     "The canonical text of a number: '18', '-5', '92.5' (no trailing zeros, no separators)"
-    v = float(str(x).replace(',', ''))
+    try: v = float(str(x).replace(',', ''))
+    except ValueError: raise InputError(f"expected a number, got {str(x)!r}") from None
     if v == int(v) and abs(v) < 1e15: return str(int(v))
     return f"{v:.10f}".rstrip('0').rstrip('.')
 

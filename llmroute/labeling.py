@@ -148,13 +148,13 @@ def is_correct(pred:str|None, # an extracted answer (`extract_answer`), None whe
                gold, # the gold answer: a number or its text (GSM8K), a letter or 0-3 (MMLU)
                dataset:str, # 'gsm8k' or 'mmlu'
               )->bool:
-    "Whether `pred` is the gold answer: numerically (GSM8K, tolerance 1e-6) or as a letter (MMLU)"
+    "Whether `pred` is the gold answer: numerically (GSM8K, absolute tolerance 1e-6) or as a letter (MMLU)"
     d = check_dataset(dataset)
     if pred is None or gold is None: return False
     if d == 'gsm8k':
         p, g = normalize_number(pred), normalize_number(gold)
         if p is None or g is None: return False
-        return math.isclose(float(p), float(g), rel_tol=1e-6, abs_tol=1e-6)
+        return math.isclose(float(p), float(g), rel_tol=0, abs_tol=1e-6)  # no relative slack: 1000001 is not 1000000
     if isinstance(gold, int) and not isinstance(gold, bool) and 0 <= gold <= 3: gold = 'ABCD'[gold]
     return str(pred).strip().upper() == str(gold).strip().upper()
 

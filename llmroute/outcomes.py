@@ -13,7 +13,7 @@ from .core import InputError, atomic_write, query_id, seeded_split
 # %% auto #0
 __all__ = ['REQUIRED', 'OPTIONAL', 'SPLITS', 'ALIASES', 'FRACTION_OF_10', 'LOGLIK', 'SAMPLE_FIELDS', 'IMPORTERS',
            'validate_outcomes', 'OutcomeTable', 'read_outcomes', 'import_long', 'routerdc_name', 'routerdc_kind',
-           'import_routerdc', 'sample_folders', 'read_samples', 'label_runs', 'import_outcomes']
+           'import_routerdc', 'sample_folders', 'read_run', 'label_runs', 'import_outcomes']
 
 # %% ../nbs/05_outcomes.ipynb #54e8ba04
 REQUIRED = ['query_id', 'question', 'model', 'score']
@@ -436,18 +436,17 @@ def sample_folders(dirs, # sampling output folders, or folders above them
         out += [r for r in runs if r not in out]
     return out
 
-def read_samples(run:Path, # one run folder (manifest.json + samples-*.jsonl)
-                )->pd.DataFrame:
+def read_run(run:Path, # one run folder (manifest.json + samples-*.jsonl)
+            )->pd.DataFrame:
     "All records of a run's shards, each with its `_file` and `_row` (line, 0-based)"
+    from llmroute.sampling import read_samples   # sampling's own reader: a torn last line (a job still writing, or
+                                                 # killed) is skipped without touching the file; duplicates are errors
     shards = sorted(Path(run).glob('samples-*.jsonl'))
     if not shards: raise InputError("no samples-*.jsonl shards next to manifest.json", file=run)
     recs = []
     for s in shards:
         name = str(s.relative_to(Path(run).parent.parent))   # <dataset>/<model-key>/samples-*.jsonl
-        for i, line in enumerate(s.read_text(encoding='utf-8').splitlines()):
-            if not line.strip(): continue
-            try: r = json.loads(line)
-            except json.JSONDecodeError as e: raise InputError(f"not a JSON record ({e})", file=name, row=i) from e
+        for i, r in enumerate(read_samples(s, repair=False)):
             for k in SAMPLE_FIELDS:
                 if k not in r: raise InputError(f"record lacks {k!r}; expected the fields {SAMPLE_FIELDS}", file=name, row=i, field=k)
             if not isinstance(r['responses'], list) or not r['responses']:
@@ -462,11 +461,11 @@ def label_runs(dirs, # sampling output folders, or folders above them
     from llmroute.labeling import label_responses
     rows, info = [], []
     for run in sample_folders(dirs):
-        recs = read_samples(run)
+        recs = read_run(run)
         for r in recs.to_dict('records'):
             lab = label_responses(list(r['responses']), r['gold'], r['dataset'])
             tok = r.get('new_tokens')
-            rows.append(dict(query_id=r['query_id'], dataset=r['dataset'], split=r.get('split'), question=r['question'],
+            rows.append(dict(query_id=r['query_id'], dataset=r['dataset'], split=r.get('split'), subject=r.get('subject'), question=r['question'],
                              gold=r['gold'], model=r['model'], score=float(lab['score']), n_samples=int(lab['n_samples']),
                              n_correct=int(lab['n_correct']), maj_correct=bool(lab['maj_correct']), sc_correct=bool(lab['sc_correct']),
                              latency_s=r.get('latency_s'), new_tokens=int(sum(tok)) if isinstance(tok, list) else tok,

@@ -87,8 +87,10 @@ class Policy:
     def choose(self, P, latency=None)->np.ndarray:
         "(n,) model indices"
         raise NotImplementedError
-    def failures(self, P)->np.ndarray:
-        "Queries the paper's evaluation counts as failed whatever is chosen: none, unless the policy says so"
+    def failures(self, P, # (n, K) router confidences
+                 choices=None, # (n,) the models chosen (default: `choose(P)`)
+                )->np.ndarray:
+        "Queries the paper's evaluation counts as failed whatever their label: none, unless the policy says so"
         return np.zeros(len(P), bool)
     def __call__(self, P, latency=None): return self.choose(P, latency)
     def __repr__(self): return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k,v in vars(self).items() if not k.endswith('_'))})"
@@ -99,11 +101,13 @@ def _P(P):
     return P
 
 class ConfArgMax(Policy):
-    "P1: the most confident model; `failures` marks max confidence <= 0.5 (the paper's evaluation rule)"
+    "P1: the most confident model; `failures` marks a chosen model with confidence <= 0.5 (the paper's evaluation rule)"
     def __init__(self, fail_at:float=0.5, # the paper counts max confidence <= this as a failure
                 ): self.fail_at = fail_at
     def choose(self, P, latency=None): return _P(P).argmax(1)
-    def failures(self, P): return _P(P).max(1) <= self.fail_at
+    def failures(self, P, choices=None):
+        P = _P(P); ch = self.choose(P) if choices is None else np.asarray(choices, int)
+        return P[np.arange(len(P)), ch] <= self.fail_at
 
 class SelectRandom(ConfArgMax):
     "P2: argmax, but uniform among the `top` most confident models when the top confidence is <= `below`"

@@ -89,8 +89,8 @@ def route_methods(name:str, # the router's row name, e.g. 'knn-tfidf'
     for pn, pol in policies.items():
         pol.fit(Pv, va['C'], lat)
         chv, cht = np.asarray(pol.choose(Pv, lat), int), np.asarray(pol.choose(Pt, lat), int)
-        okv = routed_correct(va['C'], chv) * ~np.asarray(pol.failures(Pv), bool)   # the paper's P1/P2 rule where it applies
-        okt = routed_correct(te['C'], cht) * ~np.asarray(pol.failures(Pt), bool)
+        okv = routed_correct(va['C'], chv) * ~np.asarray(pol.failures(Pv, chv), bool)   # the paper's P1/P2 rule where it applies
+        okt = routed_correct(te['C'], cht) * ~np.asarray(pol.failures(Pt, cht), bool)
         rows[f"{name}/{pn}"] = dict(family='policy', val=okv.mean(), test=method(te['C'], cht, latency, cost, correct=okt))
     return dict(rows=rows, P_val=Pv, P_test=Pt, router=router)
 
@@ -124,7 +124,11 @@ def default_policies(latency=None, # (K,) seconds per model, or None
 
 # %% ../nbs/09_study.ipynb #bbaa300c
 PAPER_ROWS = [('oracle', 'Oracle'), ('upper-bound', 'Upper bound (classifier)'), ('random', 'Random'),
-              ('P1', 'P1 ConfArgMax'), ('P2', 'P2 Select Random'), ('P3', 'P3 Prediction'), ('P4', 'P4 Sorted Prediction')]
+              ('P1', 'P1 ConfArgMax'), ('P2', 'P2 Select Random'),
+              # the paper's P3/P4 as coded equal argmax (P3) or score the wrong column (P4); these rows use the rule
+              # they were meant to implement, with both bugs fixed (07_routers), so their numbers differ from §7's
+              ('P3', 'P3 Prediction (meant rule: closest to predicted confidence, bugs fixed)'),
+              ('P4', 'P4 Sorted Prediction (meant rule, bugs fixed)')]
 
 def paper_table(res:pd.DataFrame, # the study's full method table (`methods.csv`)
                 models:list, # the single LLMs, in pool order
@@ -221,6 +225,7 @@ def run_study(outcomes, # an outcomes file (.parquet, .csv, .jsonl) or an `Outco
     table = full[RESULTS_COLUMNS].copy()
     subsets = subset_oracles(C, models, lat if lat_src != 'none' else None, rule='fastest' if lat_src != 'none' else 'first') \
               if K <= 8 else pd.DataFrame()
+    if len(subsets): subsets['accuracy'] = 100 * subsets['accuracy']   # percent, like every other table
     paper = paper_table(full, models, best, paper_router) if paper_router else pd.DataFrame()
     curves = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame()
     # write
@@ -265,8 +270,9 @@ def write_figures(full:pd.DataFrame, # `methods.csv`'s table
         for r, c in (curves.groupby('router', sort=False) if len(curves) else []):
             ax.plot(c.mean_latency, c.accuracy, lw=0.8, alpha=0.35, color='grey')
         sns.scatterplot(data=d, x='x_latency_or_proxy', y='accuracy', hue='family', hue_order=hue, style='family', s=70, ax=ax)
-        front = d[pareto_front(d.x_latency_or_proxy, d.accuracy)].sort_values('x_latency_or_proxy')
-        ax.plot(front.x_latency_or_proxy, front.accuracy, 'k--', lw=1, label='Pareto front')
+        ach = d[d.family != 'oracle']  # the oracle needs the test labels: it bounds the front, it is not on it
+        front = ach[pareto_front(ach.x_latency_or_proxy, ach.accuracy)].sort_values('x_latency_or_proxy')
+        ax.plot(front.x_latency_or_proxy, front.accuracy, 'k--', lw=1, label='Pareto front (achievable methods)')
         for _, r in d[d.family.isin(['single', 'oracle', 'auto'])].iterrows():
             ax.annotate(r.method.split('/')[-1], (r.x_latency_or_proxy, r.accuracy), fontsize=7, xytext=(3, 3), textcoords='offset points')
         ax.legend(fontsize=8, loc='best')
