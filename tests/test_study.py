@@ -94,3 +94,18 @@ def test_study_notebook(small_csv, tmp_path):
     import nbformat
     text = json.dumps(nbformat.read(nb, as_version=4).cells)
     assert "auto (chosen on val)" in text
+
+def test_choices_never_look_at_test(tmp_path):
+    "Shuffling the test labels changes test accuracies but neither the best single model of val nor `auto`'s choice"
+    df = outcomes_frame()
+    test_rows = df.split == 'test'
+    shuffled = df.copy()
+    perm = np.random.default_rng(1).permutation(test_rows.sum())
+    shuffled.loc[test_rows, 'score'] = df.loc[test_rows, 'score'].to_numpy()[perm]
+    for name, d in [('a', df), ('b', shuffled)]:
+        d.to_csv(tmp_path/f'{name}.csv', index=False)
+        run_study(tmp_path/f'{name}.csv', 'toy', tmp_path/name, n_boot=100, n_clusters=8, figures=False)
+    ja, jb = (json.loads((tmp_path/n/'study.json').read_text()) for n in 'ab')
+    assert (ja['best_single_on_val'], ja['auto_choice']) == (jb['best_single_on_val'], jb['auto_choice'])
+    ra, rb = (pd.read_csv(tmp_path/n/'results.csv').set_index('method') for n in 'ab')
+    assert ra.loc['auto', 'accuracy'] != rb.loc['auto', 'accuracy']   # the test labels did change
