@@ -5,6 +5,8 @@
 # %% ../nbs/01_data.ipynb #9e81c5a8
 from __future__ import annotations
 import re
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 from pathlib import Path
 import numpy as np, pandas as pd
 from datasets import load_dataset
@@ -16,13 +18,18 @@ __all__ = ['LETTERS', 'QUERY_COLUMNS', 'MMLU_VAL_SIZE', 'DATASETS', 'canonical_n
            'load_mmlu', 'load_queries']
 
 # %% ../nbs/01_data.ipynb #6e159d63
-def canonical_number(x:float|int|str, # a number, or its text
+def canonical_number(x:float|int|str, # a number or its text: '1,000', '$18.00', '-5', '3/4', 18.0
                     )->str:
-    "The canonical text of a number: '18', '-5', '92.5' (no trailing zeros, no separators)"
-    try: v = float(str(x).replace(',', ''))
-    except ValueError: raise InputError(f"expected a number, got {str(x)!r}") from None
-    if v == int(v) and abs(v) < 1e15: return str(int(v))
-    return f"{v:.10f}".rstrip('0').rstrip('.')
+    "The canonical text of a number, rounded to 6 decimals: '18', '-5', '92.5', '0.75' (no trailing zeros, no separators)"
+    if x is None or isinstance(x, bool): raise InputError(f"expected a number, got {x!r}")
+    s = str(x).strip().replace(',', '').replace('$', '').replace('\u2212', '-').replace(' ', '')
+    try:
+        if '/' in s: f = Fraction(s); d = Decimal(f.numerator) / Decimal(f.denominator)
+        else: d = Decimal(s)
+    except (InvalidOperation, ValueError, ZeroDivisionError): raise InputError(f"expected a number, got {str(x)!r}") from None
+    if not d.is_finite(): raise InputError(f"expected a finite number, got {str(x)!r}")
+    d = round(d, 6)
+    return str(int(d)) if d == d.to_integral_value() else format(d.normalize(), 'f')
 
 def gsm8k_gold(answer:str, # GSM8K's reference solution, ending in '#### <number>'
               )->str:

@@ -6,9 +6,8 @@
 from __future__ import annotations
 import math, re
 from collections import Counter
-from decimal import Decimal, InvalidOperation
-from fractions import Fraction
 from .core import InputError
+from .data import canonical_number
 
 # %% auto #0
 __all__ = ['ANSWER_FORMATS', 'check_dataset', 'normalize_number', 'find_numbers', 'extract_answer', 'paper_extract_answer',
@@ -27,19 +26,9 @@ def check_dataset(dataset:str, # a dataset name such as 'gsm8k' or 'MMLU'
 # %% ../nbs/04_labeling.ipynb #218e99df
 def normalize_number(x, # a number or its text: '1,000', '$18.00', '-5', '3/4', 18.0
                     )->str|None:
-    "`x` as a canonical number string ('1000', '18', '-5', '0.75'), or `None` when it is not a number"
-    if x is None or isinstance(x, bool): return None
-    s = str(x).strip().replace(',', '').replace('$', '').replace('\u2212', '-').replace(' ', '')
-    try:
-        if '/' in s:
-            f = Fraction(s)
-            d = Decimal(f.numerator) / Decimal(f.denominator)
-        else: d = Decimal(s)
-    except (InvalidOperation, ValueError, ZeroDivisionError): return None
-    if not d.is_finite(): return None
-    d = round(d, 6)
-    if d == d.to_integral_value(): return str(int(d))
-    return format(d.normalize(), 'f')
+    "`x` as a canonical number string ('1000', '18', '-5', '0.75'; `llmroute.data.canonical_number`), or `None` when it is not a number"
+    try: return canonical_number(x)
+    except InputError: return None
 
 # %% ../nbs/04_labeling.ipynb #4492ce0b
 _NUM_RE = re.compile(r"""(?<![\w./])(?P<neg>[-\u2212](?=\$?\.?\d))?\$?\s?

@@ -209,9 +209,10 @@ def run_study(outcomes, # an outcomes file (.parquet, .csv, .jsonl) or an `Outco
                 curves.append(tradeoff_curve(res['P_test'], C, xlat).assign(router=key))
         if stab is None:
             stab = stability_table(X['train'], X['test'], arr['train']['C'], C, models, n_clusters, seed)
-    # auto: the router and policy that is best on validation (first in order on ties)
-    cands = [k for k, v in M.items() if v['family'] in ('router', 'policy')]
-    auto = max(cands, key=lambda k: M[k]['val']) if cands else best
+    # auto: the router and policy that is best on validation; the best single model is a candidate too and wins ties,
+    # so `auto` leaves it only for a method that did better on validation
+    cands = [best] + [k for k, v in M.items() if v['family'] in ('router', 'policy')]
+    auto = max(cands, key=lambda k: M[k]['val'])
     M['auto'] = dict(family='auto', test=M[auto]['test'], val=M[auto].get('val'))
     # test, once
     full = results_table({k: (v['family'], v['test']) for k, v in M.items()}, best=best, n_boot=n_boot, seed=seed)
