@@ -38,7 +38,7 @@ def _cmd_study(a):
     out = Path(a.out)
     name = a.name or Path(a.outcomes).stem
     return study_notebook(a.outcomes, name, out, out/f'study-{name}.ipynb', threshold=a.threshold, seed=a.seed,
-                          dataset=a.dataset, features=a.features, n_boot=a.n_boot)
+                          dataset=a.dataset, features=a.features, n_boot=a.n_boot, val_from=a.val_from)
 
 def _cmd_reproduce(a):
     from llmroute.study import reproduce
@@ -90,6 +90,8 @@ def build_parser()->argparse.ArgumentParser:
     t.add_argument('--dataset', default=None, help='study this dataset of a table that holds several')
     t.add_argument('--features', nargs='+', default=['tfidf'], choices=['tfidf', 'embedding'], help='query features of the routers')
     t.add_argument('--n-boot', type=int, default=None, help='bootstrap resamples (default 2000)')
+    t.add_argument('--val-from', default='train', choices=['train', 'test'],
+                   help="validation carved out of train (default, the paper's) or a seeded half of test (when train is not distributed like test)")
     t.set_defaults(func=_cmd_study)
 
     r = sub.add_parser('reproduce', help='the default study (make study): RouterDC outcomes of GSM8K and MMLU')

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json, os, tempfile, time, warnings
 from pathlib import Path
 import numpy as np, pandas as pd
-from .core import InputError, atomic_write, write_json, repo_root, data_dir, cache_dir
+from .core import InputError, atomic_write, write_json, repo_root, data_dir, cache_dir, seeded_split
 from .evaluation import *
 
 # %% auto #0
@@ -21,6 +21,7 @@ def study_table(outcomes, # a path to an outcomes file (.parquet, .csv, .jsonl) 
                 seed:int=0, # seed of the split made where the table has none
                 val_frac:float=0.1, # share of (train) queries for validation when a split is made
                 test_frac:float=0.2, # share of queries for test when a split is made
+                val_from:str='train', # 'train': validation carved out of train (the paper); 'test': a seeded half of test
                )->tuple:
     "(OutcomeTable with a train/val/test split, a note saying where the split came from)"
     from llmroute.outcomes import OutcomeTable, read_outcomes
@@ -34,14 +35,28 @@ def study_table(outcomes, # a path to an outcomes file (.parquet, .csv, .jsonl) 
     elif len(ot.datasets) > 1:
         raise InputError(f"the table has several datasets {ot.datasets}; pass dataset= to pick one", file=ot.file, field='dataset')
     if len(ot.models) < 2: raise InputError(f"routing needs at least 2 models, the table has {ot.models}", file=ot.file, field='model')
+    if val_from not in ('train', 'test'): raise InputError(f"val_from must be 'train' or 'test', got {val_from!r}", field='val_from')
     before = ot.splits
-    if before == ['train', 'val', 'test']: return ot, "split: as given in the table (train/val/test)"
-    ot = ot.with_split(seed=seed, val_frac=val_frac, test_frac=test_frac)
-    if not before: note = f"split: none in the table; made a seeded split (seed={seed}, val {val_frac:.0%}, test {test_frac:.0%})"
-    else: note = f"split: {'/'.join(before)} as given; val carved out of train (seed={seed}, {val_frac:.0%} of train)"
+    if before == ['train', 'val', 'test']: ot, note = ot, "split: as given in the table (train/val/test)"
+    else:
+        ot = ot.with_split(seed=seed, val_frac=val_frac, test_frac=test_frac)
+        if not before: note = f"split: none in the table; made a seeded split (seed={seed}, val {val_frac:.0%}, test {test_frac:.0%})"
+        else: note = f"split: {'/'.join(before)} as given; val carved out of train (seed={seed}, {val_frac:.0%} of train)"
     missing = [s for s in ('train', 'val', 'test') if s not in ot.splits]
     if missing: raise InputError(f"too few queries to split: no {missing} queries ({len(ot)} queries in all)", file=ot.file, field='split')
+    if val_from == 'test': ot, note = _val_from_test(ot, seed), note.split(';')[0] + "; val redrawn from test: " + \
+        f"a seeded half of the test queries (seed={seed}); the old val went back to train"
     return ot, note
+
+def _val_from_test(ot, seed:int):
+    "The table with its val queries moved to train and a seeded half of its test queries made val"
+    from llmroute.outcomes import OutcomeTable
+    df = ot.df.copy()
+    df.loc[df.split == 'val', 'split'] = 'train'
+    ids = df.loc[df.split == 'test', 'query_id'].drop_duplicates()
+    to_val = set(ids[seeded_split(ids, val_frac=0.5, test_frac=0.0, seed=seed) == 'val'])
+    df.loc[df.query_id.isin(to_val), 'split'] = 'val'
+    return OutcomeTable(df, file=ot.file, info=ot.info)
 
 # %% ../nbs/09_study.ipynb #37d7579f
 def split_arrays(ot, # an `OutcomeTable` with a split
@@ -163,13 +178,15 @@ def run_study(outcomes, # an outcomes file (.parquet, .csv, .jsonl) or an `Outco
               n_clusters:int=50, # K of the cluster-stability check (the paper's 50)
               val_frac:float=0.1, # share of (train) queries for validation where a split is made
               test_frac:float=0.2, # share of queries for test where a split is made
+              val_from:str='train', # 'train': val carved out of train (the paper); 'test': a seeded half of test (for a
+                                    # training set that is not distributed like test, e.g. contaminated for some model)
               figures:bool=True, # write the PNG figures
               fig_dir=None, # folder for the figures (default: `out`)
               verbose:bool=False, # print progress
              )->pd.DataFrame:
     "Run the routing study on an outcomes table; write tables and figures to `out`; return `results.csv`'s table"
     t0 = time.time(); say = print if verbose else (lambda *a, **k: None)
-    ot, note = study_table(outcomes, dataset, seed, val_frac, test_frac)
+    ot, note = study_table(outcomes, dataset, seed, val_frac, test_frac, val_from)
     ds = dataset or (ot.datasets[0] if len(ot.datasets) == 1 else None)
     name = name or ds or 'study'
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
@@ -209,9 +226,10 @@ def run_study(outcomes, # an outcomes file (.parquet, .csv, .jsonl) or an `Outco
                 curves.append(tradeoff_curve(res['P_test'], C, xlat).assign(router=key))
         if stab is None:
             stab = stability_table(X['train'], X['test'], arr['train']['C'], C, models, n_clusters, seed)
-    # auto: the router and policy that is best on validation; the best single model is a candidate too and wins ties,
-    # so `auto` leaves it only for a method that did better on validation
-    cands = [best] + [k for k, v in M.items() if v['family'] in ('router', 'policy')]
+    # auto: among the best single model of val and every router under the safe policy (which leaves that model only
+    # where its predicted gain clears a margin tuned on val), the one best on validation; the single model wins ties.
+    # 11_beyond measured why: argmax policies lose to the best single model on MMLU's validation, safe ones do not.
+    cands = [best] + [k for k, v in M.items() if v['family'] == 'policy' and k.endswith('/safe')]
     auto = max(cands, key=lambda k: M[k]['val'])
     M['auto'] = dict(family='auto', test=M[auto]['test'], val=M[auto].get('val'))
     # test, once
@@ -362,7 +380,7 @@ def reproduce(datasets=('gsm8k', 'mmlu'), # RouterDC benchmarks to study
         path = cache_dir('study')/f'routerdc-{ds}.parquet'
         import_routerdc([rdc/f for f in ROUTERDC_FILES[ds]]).save(path, overwrite=True)
         out = root/'results'/ds
-        study_notebook(path, ds, out, root/'papermill_runs'/f'study-{ds}.ipynb', fig_dir=root/'figures', **params)
+        study_notebook(path, ds, out, root/'papermill_runs'/f'study-{ds}.ipynb', fig_dir=root/'figures', **{'val_from': 'test', **params})
         r = pd.read_csv(out/'results.csv'); best = json.loads((out/'study.json').read_text())['best_single_on_val']
         heads.append(r[r.method.isin(['oracle', 'random', 'auto', best])])
     return pd.concat(heads, ignore_index=True)
