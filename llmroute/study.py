@@ -362,7 +362,19 @@ def study_notebook(outcomes, # an outcomes file or an `OutcomeTable` (written to
     finally:
         if env_pp is None: os.environ.pop('PYTHONPATH', None)
         else: os.environ['PYTHONPATH'] = env_pp
+    _drop_run_times(nb_out)
     return nb_out
+
+def _drop_run_times(nb_path):
+    "Remove what differs between two runs of the same study from an executed notebook: timestamps and random cell ids"
+    import nbformat
+    nb = nbformat.read(nb_path, as_version=4)
+    for k in ('start_time', 'end_time', 'duration'): nb.metadata.get('papermill', {}).pop(k, None)
+    for i, c in enumerate(nb.cells):
+        c.metadata.pop('execution', None)
+        for k in ('start_time', 'end_time', 'duration'): c.metadata.get('papermill', {}).pop(k, None)
+        if 'injected-parameters' in c.metadata.get('tags', []): c['id'] = f'injected-parameters-{i}'
+    atomic_write(nb_path, nbformat.writes(nb) + '\n')
 
 # %% ../nbs/09_study.ipynb #e7be04e3
 ROUTERDC_FILES = {'gsm8k': ['gsm8k-train.json', 'gsm8k-test.json'], 'mmlu': ['mmlu_train.json', 'mmlu_test.json']}

@@ -94,6 +94,10 @@ def test_study_notebook(small_csv, tmp_path):
     import nbformat
     text = json.dumps(nbformat.read(nb, as_version=4).cells)
     assert "auto (chosen on val)" in text
+    # a second run gives the same executed notebook, byte for byte (no timestamps, no random cell ids)
+    first = nb.read_bytes()
+    study_notebook(small_csv, 'toy', tmp_path/'out', nb, n_boot=100, n_clusters=8)
+    assert nb.read_bytes() == first
 
 def test_choices_never_look_at_test(tmp_path):
     "Shuffling the test labels changes test accuracies but neither the best single model of val nor `auto`'s choice"
