@@ -262,7 +262,7 @@ def with_split(self:OutcomeTable,
                 val_frac:float=0.1, # share of queries for validation (of the train queries when carving)
                 test_frac:float=0.2, # share of queries for test (when a dataset has no test queries)
                )->OutcomeTable:
-    "A copy with a train/val/test split for every query: seeded where absent, `val` carved out of `train` where missing"
+    "A copy with a train/val/test split for every query: seeded where absent or where a dataset has no `train` queries (all of its queries re-split; the given split stays in `source_split`), `val` carved out of `train` where missing"
     df = self.df.copy()
     had = 'split' in df
     if not had: df['split'] = None

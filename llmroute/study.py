@@ -41,6 +41,8 @@ def study_table(outcomes, # a path to an outcomes file (.parquet, .csv, .jsonl) 
     else:
         ot = ot.with_split(seed=seed, val_frac=val_frac, test_frac=test_frac)
         if not before: note = f"split: none in the table; made a seeded split (seed={seed}, val {val_frac:.0%}, test {test_frac:.0%})"
+        elif 'train' not in before: note = (f"split: only {'/'.join(before)} in the table, no train; every query re-split, seeded "
+                                            f"(seed={seed}, val {val_frac:.0%}, test {test_frac:.0%}; the given split is kept in source_split)")
         else: note = f"split: {'/'.join(before)} as given; val carved out of train (seed={seed}, {val_frac:.0%} of train)"
     missing = [s for s in ('train', 'val', 'test') if s not in ot.splits]
     if missing: raise InputError(f"too few queries to split: no {missing} queries ({len(ot)} queries in all)", file=ot.file, field='split')
