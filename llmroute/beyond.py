@@ -10,13 +10,13 @@ import numpy as np, pandas as pd
 from sklearn.model_selection import KFold
 from .core import InputError, cache_dir, data_dir
 from .features import check_texts
+from .routers import safe_choice, margin_accuracy, tune_margin  # the safe policy's own rule (07_routers)
 
 # %% auto #0
 __all__ = ['SHAPE_COLUMNS', 'MARGINS', 'SOURCES', 'ROUTERDC_BENCHMARKS', 'query_shape', 'ridge_predict', 'knn_predict',
-           'safe_choice', 'margin_accuracy', 'tune_margin', 'cv_safe_choices', 'risk_coverage', 'default_blocks',
-           'select_half', 'refit_choose', 'method_rows', 'run_procedure', 'benchmark_features', 'benchmark',
-           'param_billions', 'evaluate', 'config_path', 'summarize_configs', 'shift_table', 'text_shift_auc',
-           'paired_effect', 'brier_skill', 'logistic_predict']
+           'cv_safe_choices', 'risk_coverage', 'default_blocks', 'select_half', 'refit_choose', 'method_rows',
+           'run_procedure', 'benchmark_features', 'benchmark', 'param_billions', 'evaluate', 'config_path',
+           'summarize_configs', 'shift_table', 'text_shift_auc', 'paired_effect', 'brier_skill', 'logistic_predict']
 
 # %% ../nbs/11_beyond.ipynb #44bd2519
 _NUM = re.compile(r'\d+(?:[.,]\d+)*')
@@ -73,30 +73,7 @@ def knn_predict(X_fit, # (n, d) unit-length features of the fitting rows
 # %% ../nbs/11_beyond.ipynb #531ce2f6
 MARGINS = tuple(np.round(np.arange(0, 0.3001, 0.01), 2)) + (np.inf,)
 
-def safe_choice(P, # (n, K) predicted correctness (or gains) per model
-                best:int, # the best single model's column
-                margin:float, # leave `best` only when max(P - P[best]) exceeds this
-               )->np.ndarray:
-    "(n,) choices: the argmax of P where its predicted gain over `best` exceeds `margin`, else `best`"
-    P = np.asarray(P, float)
-    return np.where((P - P[:, [best]]).max(1) > margin, P.argmax(1), best)
-
 def _acc(C, ch): return float(C[np.arange(len(ch)), ch].mean()) if len(ch) else np.nan
-
-def margin_accuracy(P, C, best:int, margins=MARGINS)->np.ndarray:
-    "Accuracy of `safe_choice` at every margin, in one pass"
-    P, C = np.asarray(P, float), np.asarray(C, float); i = np.arange(len(P))
-    g = (P - P[:, [best]]).max(1); a, b = C[i, P.argmax(1)], C[i, best]
-    return (b.sum() + ((g[:, None] > np.asarray(margins)[None]) * (a - b)[:, None]).sum(0)) / max(len(P), 1)
-
-def tune_margin(P, # (n, K) predictions on validation rows
-                C, # (n, K) 0/1 correctness of those rows
-                best:int, # the best single model's column
-                margins=MARGINS, # candidates
-               )->float:
-    "The margin of highest validation accuracy; ties go to the largest (the safest)"
-    accs = margin_accuracy(P, C, best, margins)
-    return max(m for m, a in zip(margins, accs) if a >= accs.max() - 1e-12)
 
 def cv_safe_choices(P, C, best:int,
                     folds, # (n,) fold of each row
@@ -207,7 +184,7 @@ def refit_choose(row, # a row of `select_half`'s table
         return _predict(fam, st['learners'][(fam, fn)], X[fn][ridx], Tf, X[fn][F])[h]
     P = fitP(row['key'])
     if row['policy'] == 'argmax': return P.argmax(1)
-    return safe_choice(P, best, tune_margin(st['oofP'][row['key']], st['CB'], best))
+    return safe_choice(P, best, tune_margin(st['oofP'][row['key']], st['CB'], best, MARGINS))
 
 # %% ../nbs/11_beyond.ipynb #fae95194
 def method_rows(cfg:pd.DataFrame, # `select_half`'s table

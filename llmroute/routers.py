@@ -20,9 +20,9 @@ from .features import check_texts
 
 # %% auto #0
 __all__ = ['POLICIES', 'check_Y', 'check_X', 'correct_labels', 'as_latency', 'Policy', 'ConfArgMax', 'SelectRandom', 'Prediction',
-           'SortedPrediction', 'Utility', 'Safe', 'make_policy', 'Router', 'load_router', 'BestSingleRouter',
-           'two_cluster_pool', 'ClassifierRouter', 'positive_weights', 'TransformerRouter', 'ClusterRouter',
-           'KNNRouter', 'SoftLabelRouter']
+           'SortedPrediction', 'Utility', 'safe_choice', 'margin_accuracy', 'tune_margin', 'Safe', 'make_policy',
+           'Router', 'load_router', 'BestSingleRouter', 'two_cluster_pool', 'ClassifierRouter', 'positive_weights',
+           'TransformerRouter', 'ClusterRouter', 'KNNRouter', 'SoftLabelRouter']
 
 # %% ../nbs/07_routers.ipynb #6adcaee8
 def check_Y(Y, # (n, K) scores in [0, 1]: array, list of lists or DataFrame (columns = models)
@@ -170,27 +170,48 @@ class Utility(Policy):
             return P.argmax(1)
         return (P - self.lam*np.asarray(cost, float)[None]).argmax(1)
 
+def safe_choice(P, # (n, K) predicted correctness (or gains) per model
+                best:int, # the best single model's column
+                margin:float, # leave `best` only when max(P - P[best]) exceeds this
+               )->np.ndarray:
+    "(n,) choices: the argmax of P where its predicted gain over `best` exceeds `margin`, else `best`"
+    P = np.asarray(P, float)
+    return np.where((P - P[:, [best]]).max(1) > margin, P.argmax(1), best)
+
+def margin_accuracy(P, C, # (n, K) predictions and 0/1 correctness
+                    best:int, # the best single model's column
+                    margins, # candidate margins
+                   )->np.ndarray:
+    "Accuracy of `safe_choice` at every margin, in one pass"
+    P, C = np.asarray(P, float), np.asarray(C, float); i = np.arange(len(P))
+    g = (P - P[:, [best]]).max(1); a, b = C[i, P.argmax(1)], C[i, best]
+    return (b.sum() + ((g[:, None] > np.asarray(margins)[None]) * (a - b)[:, None]).sum(0)) / max(len(P), 1)
+
+def tune_margin(P, C, # (n, K) predictions and 0/1 correctness on validation rows
+                best:int, # the best single model's column
+                margins, # candidate margins
+               )->float:
+    "The margin of highest validation accuracy; ties go to the largest (the safest)"
+    accs = margin_accuracy(P, C, best, margins)
+    return max(m for m, a in zip(margins, accs) if a >= accs.max() - 1e-12)
+
 class Safe(Policy):
     "Keep the best single model of the fit split unless another's predicted gain over it exceeds a tuned margin"
     needs_fit = True
     def __init__(self, margins=tuple(np.round(np.linspace(0, 1, 51), 2)), # candidate margins, tuned on the fit split
                  margin:float|None=None, # a fixed margin instead (no tuning)
                 ): self.margins,self.margin = tuple(margins),margin
-    def _pick(self, P, m):
-        gain = P - P[:, [self.best_]]
-        return np.where(gain.max(1) > m, P.argmax(1), self.best_)
     def fit(self, P, C, latency=None):
         P, C = _P(P), np.asarray(C)
         self.best_ = int(C.mean(0).argmax())
         if self.margin is not None: self.margin_ = float(self.margin)
         else:
-            self.scores_ = {m: _acc(self._pick(P, m), C) for m in self.margins}
-            top = max(self.scores_.values())
-            self.margin_ = max(m for m,s in self.scores_.items() if s >= top - 1e-12)  # ties: the safest
+            self.scores_ = dict(zip(self.margins, margin_accuracy(P, C, self.best_, self.margins).tolist()))
+            self.margin_ = tune_margin(P, C, self.best_, self.margins)  # ties: the safest
         return self
     def choose(self, P, latency=None):
         if not hasattr(self, 'best_'): raise ValueError("Safe policy is not fitted: call fit(P, C) on a validation split")
-        return self._pick(_P(P), self.margin_)
+        return safe_choice(_P(P), self.best_, self.margin_)
 
 # %% ../nbs/07_routers.ipynb #5dfe5c9c
 POLICIES = dict(argmax=ConfArgMax, conf_argmax=ConfArgMax, select_random=SelectRandom, prediction=Prediction,
