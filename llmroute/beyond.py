@@ -11,6 +11,7 @@ from sklearn.model_selection import KFold
 from .core import InputError, cache_dir, data_dir
 from .features import check_texts
 from .routers import safe_choice, margin_accuracy, tune_margin  # the safe policy's own rule (07_routers)
+from .study import ROUTERDC_FILES
 
 # %% auto #0
 __all__ = ['SHAPE_COLUMNS', 'MARGINS', 'SOURCES', 'ROUTERDC_BENCHMARKS', 'query_shape', 'ridge_predict', 'knn_predict',
@@ -225,7 +226,7 @@ def run_procedure(X:dict, # feature name -> (n, d) array over all queries
     return pd.concat(cfgs, ignore_index=True), {k: v for k, v in choices.items() if (v >= 0).all()}, chosen, states
 
 # %% ../nbs/11_beyond.ipynb #f9d9ce11
-ROUTERDC_BENCHMARKS = {'gsm8k': ['gsm8k-train.json', 'gsm8k-test.json'], 'mmlu': ['mmlu_train.json', 'mmlu_test.json'],
+ROUTERDC_BENCHMARKS = {**ROUTERDC_FILES,  # the study's GSM8K and MMLU files, and four more benchmarks
                        'arc_challenge': ['arc_challenge_train.json', 'arc_challenge_test.json'],
                        'MATH_prealgebra': ['MATH_prealgebra.json'], 'humaneval': ['humaneval_train.json', 'humaneval_test.json'],
                        'mbpp': ['mbpp.json']}

@@ -1,5 +1,5 @@
 "Routers from the installed package: every router routes the constructed two-cluster pool and survives save/load"
-import subprocess, sys
+import sys
 from pathlib import Path
 import numpy as np, pytest
 from llmroute.routers import (BestSingleRouter, ClassifierRouter, ClusterRouter, KNNRouter, SoftLabelRouter,
@@ -27,7 +27,3 @@ def test_best_single_is_not_enough():
     ch = BestSingleRouter().fit(Xa, Ya).route(Xb)
     assert correct_labels(Yb)[np.arange(200), ch].mean() < 0.6
 
-def test_bench_script_help():
-    bench = Path(__file__).resolve().parents[1]/'bench'/'bench_routers.py'
-    out = subprocess.run([sys.executable, str(bench), '--help'], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0 and '--transformer' in out.stdout
