@@ -1,5 +1,4 @@
 "Routers from the installed package: every router routes the constructed two-cluster pool and survives save/load"
-import sys
 from pathlib import Path
 import numpy as np, pytest
 from llmroute.routers import (BestSingleRouter, ClassifierRouter, ClusterRouter, KNNRouter, SoftLabelRouter,
