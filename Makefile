@@ -3,9 +3,6 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-export HF_HUB_OFFLINE ?= 1
-export TRANSFORMERS_OFFLINE ?= 1
-export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 export PYTHONHASHSEED ?= 0
 # the data folder of design.md: ../shared/data beside the checkout when present
@@ -15,7 +12,7 @@ DATASET ?= gsm8k
 MODEL ?= smollm2-135m
 SAMPLE_ARGS ?=
 
-.PHONY: install test test-slow study sample lab bench export clean-nbs readme check-sync
+.PHONY: install test test-slow study sample lab bench bench-gpu export readme check-sync
 
 install: $(VENV)/.installed
 
@@ -41,6 +38,11 @@ check-sync: install
 	  echo "FAIL: nbdev_export/nbdev_clean changed llmroute/ or nbs/: notebooks and package were out of sync or unclean"; \
 	  git status --short -- llmroute nbs; exit 1; fi; echo "notebooks clean and in sync with llmroute/"
 
+# tests and benchmarks never reach a model or dataset hub (everything they load is local): they run offline;
+# `make sample` and `make study` may go online where the machine is and the model or data is not local
+test check-sync test-slow bench: export HF_HUB_OFFLINE=1
+test check-sync test-slow bench: export TRANSFORMERS_OFFLINE=1
+test check-sync test-slow bench: export HF_DATASETS_OFFLINE=1
 # one BLAS/OpenMP thread per notebook worker: nbdev_test already runs two notebooks at once on 2 cores
 test: export OMP_NUM_THREADS=1
 test: check-sync
