@@ -12,6 +12,7 @@ from .core import InputError, cache_dir, data_dir
 from .features import check_texts
 from .routers import safe_choice, margin_accuracy, tune_margin  # the safe policy's own rule (07_routers)
 from .study import ROUTERDC_FILES
+from .evaluation import routed_correct
 
 # %% auto #0
 __all__ = ['SHAPE_COLUMNS', 'MARGINS', 'SOURCES', 'ROUTERDC_BENCHMARKS', 'query_shape', 'ridge_predict', 'knn_predict',
@@ -74,8 +75,6 @@ def knn_predict(X_fit, # (n, d) unit-length features of the fitting rows
 # %% ../nbs/11_beyond.ipynb #531ce2f6
 MARGINS = tuple(np.round(np.arange(0, 0.3001, 0.01), 2)) + (np.inf,)
 
-def _acc(C, ch): return float(C[np.arange(len(ch)), ch].mean()) if len(ch) else np.nan
-
 def cv_safe_choices(P, C, best:int,
                     folds, # (n,) fold of each row
                     margins=MARGINS)->np.ndarray:
@@ -91,8 +90,8 @@ def risk_coverage(P, C, best:int, margins=MARGINS)->pd.DataFrame:
     P, C = np.asarray(P, float), np.asarray(C, float); rows = []
     for m in margins:
         ch = safe_choice(P, best, m); mv = ch != best
-        rows.append(dict(margin=m, coverage=mv.mean(), accuracy=_acc(C, ch),
-                         moved_acc=_acc(C[mv], ch[mv]) if mv.any() else np.nan,
+        rows.append(dict(margin=m, coverage=mv.mean(), accuracy=routed_correct(C, ch).mean(),
+                         moved_acc=routed_correct(C[mv], ch[mv]).mean() if mv.any() else np.nan,
                          best_acc_on_moved=C[mv, best].mean() if mv.any() else np.nan))
     return pd.DataFrame(rows)
 
@@ -154,7 +153,7 @@ def select_half(X:dict, # feature name -> (n, d) array over all queries
                     for pol in (('safe',) if fam.startswith('pairwise') else ('argmax', 'safe')):
                         ch = p.argmax(1) if pol == 'argmax' else cv_safe_choices(p, CB, best, fo)
                         rows.append(dict(family=fam, features=fn, target=tn, source=src, hyper=str(h), policy=pol,
-                                         val_acc=100*_acc(CB, ch), key=key))
+                                         val_acc=100*routed_correct(CB, ch).mean(), key=key))
     cfg = pd.DataFrame(rows)
     for tn in tns:                                   # the ensemble of each family's val-best argmax configuration
         for src in sources:
@@ -165,7 +164,7 @@ def select_half(X:dict, # feature name -> (n, d) array over all queries
             for pol in ('argmax', 'safe'):
                 ch = p.argmax(1) if pol == 'argmax' else cv_safe_choices(p, CB, best, fo)
                 rows.append(dict(family='ensemble', features='+'.join(dict.fromkeys(k[1] for k in keys)), target=tn, source=src,
-                                 hyper=' | '.join(f"{k[0]}:{k[4]}" for k in keys), policy=pol, val_acc=100*_acc(CB, ch), key=key))
+                                 hyper=' | '.join(f"{k[0]}:{k[4]}" for k in keys), policy=pol, val_acc=100*routed_correct(CB, ch).mean(), key=key))
     cfg = pd.DataFrame(rows)
     cfg['val_gain'] = cfg.val_acc - cfg.val_acc.iloc[0]
     learners = {(fam, fn): lr for fam, fn, lr in blocks}

@@ -37,7 +37,7 @@ def _cmd_study(a):
     from llmroute.study import study_notebook
     out = Path(a.out)
     name = a.name or Path(a.outcomes).stem
-    return study_notebook(a.outcomes, name, out, out/f'study-{name}.ipynb', threshold=a.threshold, seed=a.seed,
+    return study_notebook(a.outcomes, name, out, threshold=a.threshold, seed=a.seed,
                           dataset=a.dataset, features=a.features, n_boot=a.n_boot, val_from=a.val_from)
 
 def _cmd_reproduce(a):

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_features.ipynb #5b83ed52
 from __future__ import annotations
-import hashlib, io, json, os, time
+import hashlib, io, json
 from pathlib import Path
 import numpy as np, scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -80,8 +80,9 @@ class TfidfFeaturizer:
         return self.vectorizer_.transform(check_texts(texts)).tocsr()
 
     def fit_transform(self, texts, y=None)->sp.csr_matrix:
-        "fit, then transform the same texts"
-        return self.fit(texts).transform(texts)
+        "fit, then transform the same texts (tokenized once)"
+        self.vectorizer_ = self._vectorizer()
+        return self.vectorizer_.fit_transform(check_texts(texts)).tocsr()
 
     @property
     def n_features(self)->int: return len(self.vectorizer_.vocabulary_)
@@ -127,13 +128,14 @@ class EmbeddingFeaturizer:
                 ):
         self.model = str(model) if model is not None else default_embedding_model()
         self.batch_size,self.normalize,self.cache,self.device,self.show_progress = batch_size,normalize,cache,device,show_progress
-        self._st, self._mem, self._loaded = None, {}, set()
+        self._st, self._mem, self._loaded, self._cache_path = None, {}, set(), None
         self.n_computed = 0
 
     @property
     def cache_path(self)->Path:
-        "The folder of this model's embeddings"
-        return cache_dir('embeddings', model_key(self.model, self.normalize))
+        "The folder of this model's embeddings (the model folder is hashed once per featurizer)"
+        if self._cache_path is None: self._cache_path = cache_dir('embeddings', model_key(self.model, self.normalize))
+        return self._cache_path
 
     def _encoder(self):
         if self._st is None:
@@ -185,7 +187,7 @@ class EmbeddingFeaturizer:
         return self._encoder().get_sentence_embedding_dimension()
 
     def __getstate__(self):
-        d = self.__dict__.copy(); d.update(_st=None, _mem={}, _loaded=set())  # never pickle the encoder or the cache
+        d = self.__dict__.copy(); d.update(_st=None, _mem={}, _loaded=set(), _cache_path=None)  # never pickle the encoder or the cache
         return d
 
 # %% ../nbs/06_features.ipynb #a3531682
@@ -209,11 +211,14 @@ class ConcatFeaturizer:
     def transform(self, texts):
         "The parts' features side by side: sparse CSR if any part is sparse, else a dense array"
         texts = check_texts(texts)
-        parts = [f.transform(texts) for f in self.featurizers]
+        return self._join([f.transform(texts) for f in self.featurizers])
+
+    def _join(self, parts):
         parts = [p*w for p,w in zip(parts, self.weights)]
         if any(sp.issparse(p) for p in parts): return sp.hstack([sp.csr_matrix(p) for p in parts], format='csr')
         return np.hstack(parts)
 
     def fit_transform(self, texts, y=None):
-        "fit, then transform the same texts"
-        return self.fit(texts).transform(texts)
+        "fit, then transform the same texts (each part featurizes them once)"
+        texts = check_texts(texts)
+        return self._join([f.fit_transform(texts) for f in self.featurizers])

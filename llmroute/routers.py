@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_routers.ipynb #7c8768d9
 from __future__ import annotations
-import importlib, io, json, time, warnings
+import json, time, warnings
 from pathlib import Path
 import pickle
 import numpy as np, pandas as pd, scipy.sparse as sp
@@ -206,7 +206,6 @@ class Safe(Policy):
         self.best_ = int(C.mean(0).argmax())
         if self.margin is not None: self.margin_ = float(self.margin)
         else:
-            self.scores_ = dict(zip(self.margins, margin_accuracy(P, C, self.best_, self.margins).tolist()))
             self.margin_ = tune_margin(P, C, self.best_, self.margins)  # ties: the safest
         return self
     def choose(self, P, latency=None):
@@ -254,7 +253,6 @@ class Router:
         self.models_, self.n_models_ = models, Y.shape[1]
         self.latency_ = as_latency(latency, models)
         C = correct_labels(Y, self.threshold)
-        self.base_rate_ = C.mean(0)
         t0 = time.perf_counter()
         self._fit(X, Y, C, val)
         self.fit_seconds_ = time.perf_counter() - t0
@@ -508,8 +506,6 @@ def _holdout(n, frac, seed):
     idx = np.random.default_rng(seed).permutation(n); m = max(1, int(round(n*frac)))
     return np.sort(idx[m:]), np.sort(idx[:m])
 
-def _take(X, idx): return X[idx] if not isinstance(X, list) else [X[i] for i in idx]
-
 class _Sweep:
     "Mixin: choose a hyperparameter from a list by routing accuracy on val (or a seeded hold-out of train)"
     def _sweep(self, values, fit_one, X, T, C, val):
@@ -518,7 +514,7 @@ class _Sweep:
         if val is not None: Xt, Tt, Xv, Cv = X, T, val[0], val[2]
         else:
             tr, va = _holdout(X.shape[0], self.val_frac, self.seed)
-            Xt, Tt, Xv, Cv = _take(X, tr), T[tr], _take(X, va), C[va]
+            Xt, Tt, Xv, Cv = X[tr], T[tr], X[va], C[va]
         self.sweep_ = {}
         for v in values:
             if v > Xt.shape[0]: continue
@@ -552,7 +548,6 @@ class ClusterRouter(_Sweep, Router):
         g = C.mean(0)
         self.mean_ = np.where(cnt > 0, S/np.maximum(cnt, 1), g)
         self.proba_ = (S + self.smoothing*g)/(cnt + self.smoothing)
-        self.size_ = cnt[:, 0].astype(int)
         self.k_ = k
         self.choice_ = np.array([self._choose(self.mean_[c], self.proba_[c]) for c in range(k)])
         return self
@@ -611,7 +606,7 @@ class SoftLabelRouter(Router):
                  C:float=1.0, # inverse regularisation strength (logistic)
                  max_iter:int=500, # logistic iterations
                  policy=None, # routing policy (default ConfArgMax)
-                 threshold:float=0.5, # solved when score >= threshold (used by policies and `base_rate_`)
+                 threshold:float=0.5, # solved when score >= threshold (used by policies)
                 ):
         if backend not in ('ridge', 'logistic'): raise InputError(f"backend must be 'ridge' or 'logistic', got {backend!r}", field='backend')
         super().__init__(policy, threshold)

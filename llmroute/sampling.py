@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_sampling.ipynb #13481580
 from __future__ import annotations
-import hashlib, importlib.util, json, logging, os, platform, re, shutil, socket, sys, tempfile, time
+import hashlib, importlib.util, json, logging, os, platform, re, shutil, socket, tempfile, time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -286,7 +286,7 @@ class SampleWriter:
         self.f = open(self.path, 'ab')
         if new: _fsync_dir(self.path.parent)
     def write(self, rec:dict):
-        self.f.write((json.dumps(rec, ensure_ascii=False) + '\n').encode('utf-8'))
+        self.f.write((json.dumps(rec, ensure_ascii=False, default=str) + '\n').encode('utf-8'))
         self.f.flush(); os.fsync(self.f.fileno())
     def close(self): self.f.close()
     def __enter__(self): return self
@@ -439,10 +439,8 @@ def sample_dataset(dataset:str, # 'gsm8k' or 'mmlu' (or a name for `queries`)
     mine = queries[in_shard(queries.query_id, shard)]
     done = {r['query_id'] for r in read_samples(path)}
     todo = [r for r in mine.to_dict('records') if r['query_id'] not in done]
-    with open(run_dir/'runs.jsonl', 'a') as f:      # one line per start: where, with what, from where on
-        f.write(json.dumps(dict(shard=f"{i_shard}/{n_shard}", queries=len(mine), done_before=len(done),
-                                batch_size=batch_size, **environment()), default=str) + '\n')
-        f.flush(); os.fsync(f.fileno())
+    with SampleWriter(run_dir/'runs.jsonl') as w:    # one line per start: where, with what, from where on
+        w.write(dict(shard=f"{i_shard}/{n_shard}", queries=len(mine), done_before=len(done), batch_size=batch_size, **environment()))
     if done: log.warning("%s: resuming, %d of %d queries already sampled", path, len(mine) - len(todo), len(mine))
     if not todo: return run_dir
     lm = load_model(spec, q4)

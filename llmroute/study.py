@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_study.ipynb #de32e9d8
 from __future__ import annotations
-import json, os, tempfile, time, warnings
+import json, os, time
 from pathlib import Path
 import numpy as np, pandas as pd
 from .core import InputError, atomic_write, write_json, repo_root, data_dir, cache_dir, seeded_split
@@ -101,8 +101,10 @@ def route_methods(name:str, # the router's row name, e.g. 'knn-tfidf'
     lat = _finite(latency)
     router.fit(X['train'], T(tr), latency=lat, val=(X['val'], T(va)))
     Pv, Pt = np.asarray(router.predict_proba(X['val']), float), np.asarray(router.predict_proba(X['test']), float)
-    rows = {name: dict(family='router', val=routed_correct(va['C'], router.route(X['val'])).mean(),
-                       test=method(te['C'], router.route(X['test']), latency, cost))}
+    # the router's own choice from the P just computed (`Router.route` would predict again)
+    own = lambda s, P: router.route(X[s]) if router.policy is None else np.asarray(router.policy.choose(P, router.latency_), int)
+    rows = {name: dict(family='router', val=routed_correct(va['C'], own('val', Pv)).mean(),
+                       test=method(te['C'], own('test', Pt), latency, cost))}
     for pn, pol in policies.items():
         pol.fit(Pv, va['C'], lat)
         chv, cht = np.asarray(pol.choose(Pv, lat), int), np.asarray(pol.choose(Pt, lat), int)
@@ -348,7 +350,8 @@ def study_notebook(outcomes, # an outcomes file or an `OutcomeTable` (written to
     out = Path(out).resolve(); out.mkdir(parents=True, exist_ok=True)
     if isinstance(outcomes, OutcomeTable):
         path = cache_dir('study')/f'{name}-outcomes.parquet'; outcomes.save(path, overwrite=True); outcomes = path
-    study_table(outcomes, params.get('dataset'), params.get('seed', 0))   # bad input stops here, with its InputError
+    study_table(outcomes, params.get('dataset'), params.get('seed', 0),  # bad input stops here, with its InputError
+                **{k: params[k] for k in ('val_frac', 'test_frac', 'val_from') if k in params})
     nb_out = Path(nb_out or out/f'study-{name}.ipynb').resolve(); nb_out.parent.mkdir(parents=True, exist_ok=True)
     params = {k: (str(Path(v).resolve()) if k == 'fig_dir' and v is not None else v) for k, v in params.items()}
     tpl = Path(template or study_template())

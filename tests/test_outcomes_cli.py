@@ -1,5 +1,5 @@
-"Integration tests of outcome imports: `import_outcomes` (what `llmroute import` calls) and, once it exists, the CLI"
-import json, os, shutil, subprocess, sys
+"Integration tests of outcome imports: `import_outcomes` (what `llmroute import` calls) and the `llmroute import` command"
+import json, subprocess, sys
 from pathlib import Path
 import pandas as pd, pytest
 from llmroute.core import InputError, data_dir, query_id
@@ -109,7 +109,6 @@ def _fake_run(root, model, answers):
 
 
 def test_samples_format(tmp_path):
-    pytest.importorskip('llmroute.labeling')
     runs = tmp_path / 'runs'
     _fake_run(runs, 'org/a', {'q1': ('18', ['The answer is 18.'] * 2), 'q2': ('-5', ['The answer is 5.', 'The answer is -5.'])})
     _fake_run(runs, 'org/b', {'q1': ('18', ['The answer is 17.'] * 2), 'q2': ('-5', ['The answer is -5.'] * 2)})
@@ -120,16 +119,10 @@ def test_samples_format(tmp_path):
     assert t.model_latency() == {'org/a': 2.0, 'org/b': 2.0}
 
 
-def _cli():
-    exe = Path(sys.executable).parent / 'llmroute'
-    if not exe.exists(): return None
-    r = subprocess.run([str(exe), 'import', '--help'], capture_output=True, text=True)
-    return exe if r.returncode == 0 else None
-
-
 def test_cli_import(tmp_path):
-    exe = _cli()
-    if exe is None: pytest.skip("the `llmroute import` command is not installed yet")
+    exe = Path(sys.executable).parent / 'llmroute'   # installed by `make install` (console_scripts)
+    r = subprocess.run([str(exe), 'import', '--help'], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
     src = _long(tmp_path)
     out = tmp_path / 'o.parquet'
     r = subprocess.run([str(exe), 'import', '--format', 'long', str(src), '--out', str(out)], capture_output=True, text=True)
