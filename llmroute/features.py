@@ -80,9 +80,8 @@ class TfidfFeaturizer:
         return self.vectorizer_.transform(check_texts(texts)).tocsr()
 
     def fit_transform(self, texts, y=None)->sp.csr_matrix:
-        "fit, then transform the same texts (tokenized once)"
-        self.vectorizer_ = self._vectorizer()
-        return self.vectorizer_.fit_transform(check_texts(texts)).tocsr()
+        "fit, then transform the same texts (kept as two passes: sklearn's one-pass fit_transform differs in the last bits)"
+        return self.fit(texts).transform(texts)
 
     @property
     def n_features(self)->int: return len(self.vectorizer_.vocabulary_)
