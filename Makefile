@@ -11,8 +11,10 @@ export LLMROUTE_DATA_DIR ?= $(abspath $(wildcard ../shared/data))
 DATASET ?= gsm8k
 MODEL ?= smollm2-135m
 SAMPLE_ARGS ?=
+# JupyterLab's port (make lab PORT=8899)
+PORT ?= 8888
 
-.PHONY: install test test-slow study sample lab bench bench-gpu export readme check-sync
+.PHONY: install test test-slow study sample lab bench bench-gpu export readme notebooks check-sync
 
 install: $(VENV)/.installed
 
@@ -67,7 +69,7 @@ sample: install
 	$(BIN)/llmroute sample --dataset $(DATASET) --model $(MODEL) --out runs/samples --notebook $(SAMPLE_ARGS)
 
 lab: install
-	$(BIN)/jupyter lab --ip 127.0.0.1 --no-browser $$( [ "$$(id -u)" = 0 ] && echo --allow-root ) --notebook-dir .
+	$(BIN)/jupyter lab --ip 127.0.0.1 --port $(PORT) --no-browser $$( [ "$$(id -u)" = 0 ] && echo --allow-root ) --notebook-dir .
 
 # benchmarks: ratios measured in one run (never timed assertions in tests)
 bench: export OMP_NUM_THREADS=1
@@ -83,3 +85,13 @@ export: install
 
 readme: install
 	$(BIN)/python tools/make_readme.py
+
+# the chapter notebooks committed with their outputs (results, tables, figures; no progress bars or timings),
+# each run as nbdev_test runs it, offline, in a fresh process; then cleaned as `make test` checks
+notebooks: export HF_HUB_OFFLINE=1
+notebooks: export TRANSFORMERS_OFFLINE=1
+notebooks: export HF_DATASETS_OFFLINE=1
+notebooks: export OMP_NUM_THREADS=1
+notebooks: install
+	$(BIN)/python tools/run_notebooks.py
+	$(BIN)/nbdev_clean
