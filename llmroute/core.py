@@ -4,28 +4,36 @@
 
 # %% ../nbs/00_core.ipynb #69b07702
 from __future__ import annotations
-import hashlib, importlib.util, json, os, tempfile
+import hashlib, importlib.util, json, os, re, tempfile, threading
 from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['InputError', 'repo_root', 'data_dir', 'cache_dir', 'query_id', 'atomic_write', 'write_json', 'seeded_split']
+__all__ = ['InputError', 'repo_root', 'data_dir', 'cache_dir', 'query_id', 'exists_error', 'current_umask', 'file_mode',
+           'atomic_write', 'write_json', 'sha256_file', 'download', 'seeded_split', 'NotebookError', 'run_notebook']
 
 # %% ../nbs/00_core.ipynb #5a9607fb
 class InputError(ValueError):
-    "Bad input: the message names the file, row and field at fault and what was expected"
+    "Bad input: the message names the file, row (or line) and field at fault and what was expected"
     def __init__(self,
                  msg:str, # what is wrong and what was expected
                  file=None, # the file at fault, if any
-                 row=None, # the row (0-based data row, as pandas counts) or a list of rows
+                 row=None, # the 0-based data row (as pandas counts, header not counted) or a list of them
                  field:str|None=None, # the column or key at fault
+                 line=None, # the 1-based line of the file a user's editor shows (or a list): said after `msg`
                 ):
-        self.msg,self.file,self.row,self.field = msg,file,row,field
+        self.msg,self.file,self.row,self.field,self.line = msg,file,row,field,line
         where = []
         if file is not None: where.append(str(file))
         if row is not None: where.append(f"row {row}" if not isinstance(row,(list,tuple)) else f"rows {_fmt_rows(row)}")
         if field is not None: where.append(f"field '{field}'")
-        super().__init__((": ".join(where) + ": " if where else "") + msg)
+        text = (": ".join(where) + ": " if where else "") + msg
+        if line is not None:
+            many = isinstance(line, (list, tuple)) and len(line) > 1
+            files = isinstance(line, (list, tuple)) and any(isinstance(l, str) and ':' in l for l in line)   # 'a.csv:3' entries
+            text += f" ({'lines' if many else 'line'} {_fmt_rows(line) if isinstance(line, (list, tuple)) else line} of the file{'s' if files else ''})"
+        elif row is not None: text += " (rows count from 0, header not counted)"
+        super().__init__(text)
 
 def _fmt_rows(rows, most=5):
     rows = list(rows)
@@ -72,19 +80,43 @@ def query_id(dataset:str, # dataset name, e.g. 'gsm8k'
     return hashlib.sha1("\x1f".join(parts).encode('utf-8')).hexdigest()[:16]
 
 # %% ../nbs/00_core.ipynb #109dff16
+def exists_error(path, # the file that is already there
+                )->FileExistsError:
+    "The error for an output file that exists, naming both ways to replace it"
+    return FileExistsError(f"{path} exists; refusing to overwrite it: pass --overwrite (overwrite=True in Python)")
+
+# %% ../nbs/00_core.ipynb #a819f2d5
+_UMASK_LOCK = threading.Lock()
+
+def current_umask()->int:
+    "The process's umask, read without changing it where the OS allows (Linux `/proc/self/status`)"
+    try:
+        m = re.search(r"^Umask:\s*([0-7]+)", Path('/proc/self/status').read_text(), re.M)
+        if m: return int(m[1], 8)
+    except OSError: pass
+    with _UMASK_LOCK:
+        old = os.umask(0o022); os.umask(old)
+    return old
+
+# %% ../nbs/00_core.ipynb #aa29a03b
+def file_mode()->int:
+    "The mode a new file gets from `open(path, 'w')`: `0o666 & ~umask`"
+    return 0o666 & ~current_umask()
+
+# %% ../nbs/00_core.ipynb #d36d8afa
 def atomic_write(path, # the file to write
                  data:str|bytes, # its whole content
                  overwrite:bool=True, # replace an existing file (else raise `FileExistsError`)
                 )->Path:
-    "Write `data` to `path` atomically: temp file in the same folder, fsync, rename"
+    "Write `data` to `path` atomically: temp file in the same folder, fsync, rename; the mode follows the umask"
     path = Path(path)
-    if not overwrite and path.exists(): raise FileExistsError(f"{path} exists; refusing to overwrite it")
+    if not overwrite and path.exists(): raise exists_error(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
         with os.fdopen(fd, 'wb') as f:
             f.write(data.encode('utf-8') if isinstance(data, str) else data)
-            f.flush(); os.fsync(f.fileno())
+            f.flush(); os.fchmod(f.fileno(), file_mode()); os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise
@@ -93,6 +125,44 @@ def atomic_write(path, # the file to write
 def write_json(path, obj, overwrite:bool=True)->Path:
     "Write `obj` as indented, key-sorted JSON, atomically"
     return atomic_write(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", overwrite=overwrite)
+
+# %% ../nbs/00_core.ipynb #8eb07f2c
+def sha256_file(path, # any file
+               )->str:
+    "The hex sha256 of a file's bytes"
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for b in iter(lambda: f.read(1 << 20), b''): h.update(b)
+    return h.hexdigest()
+
+# %% ../nbs/00_core.ipynb #a8a55bdc
+def download(url:str, # where the file is (http or https)
+             path, # where it goes
+             sha256:str, # the hex sha256 it must have
+             timeout:float=60.0, # seconds without data before giving up
+            )->Path:
+    "Fetch `url` to `path` atomically, checked by sha256; `InputError` naming the URL (and both hashes on a mismatch)"
+    import httpx
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.part')
+    h = hashlib.sha256()
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            try:
+                with httpx.stream('GET', url, timeout=timeout, follow_redirects=True) as r:
+                    if r.status_code != 200: raise InputError(f"HTTP {r.status_code} from {url}; expected the file with sha256 {sha256}")
+                    for b in r.iter_bytes(): f.write(b); h.update(b)
+            except httpx.HTTPError as e:
+                raise InputError(f"could not download {url} ({type(e).__name__}: {e}); fetch it by hand to {path} "
+                                 f"or point LLMROUTE_DATA_DIR at a folder that has it") from e
+            if h.hexdigest() != sha256:
+                raise InputError(f"the file downloaded from {url} has sha256 {h.hexdigest()}, expected {sha256}; nothing was saved")
+            f.flush(); os.fchmod(f.fileno(), file_mode()); os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True); raise
+    return path
 
 # %% ../nbs/00_core.ipynb #502ce10c
 def seeded_split(ids, # the query ids to split (order does not matter)
@@ -107,3 +177,62 @@ def seeded_split(ids, # the query ids to split (order does not matter)
     out[u < val_frac + test_frac] = 'val'
     out[u < test_frac] = 'test'
     return out
+
+# %% ../nbs/00_core.ipynb #407b55a2
+def _ipc_kernel_manager():
+    "A jupyter kernel manager class whose kernels use IPC transport (registered for papermill by dotted name)"
+    from jupyter_client.manager import AsyncKernelManager
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kw): super().__init__(transport='ipc', **kw)
+    return IPCKernelManager
+
+def __getattr__(name):  # `llmroute.core.IPCKernelManager`, built on first use so that importing core stays light
+    if name == 'IPCKernelManager':
+        globals()[name] = cls = _ipc_kernel_manager()
+        cls.__module__, cls.__qualname__ = __name__, name
+        return cls
+    raise AttributeError(name)
+
+# %% ../nbs/00_core.ipynb #9efd8e73
+class NotebookError(RuntimeError):
+    "A cell of an executed notebook raised: names the notebook, the cell and the error"
+    def __init__(self, nb_path, # the executed notebook
+                 cell:int, # the failed cell's index in it, from 0
+                 ename:str, evalue:str): # the error's type and message
+        self.nb_path, self.cell, self.ename, self.evalue = nb_path, cell, ename, evalue
+        super().__init__(f"{nb_path}: cell {cell + 1} (counting from 1) failed with {ename}: {evalue} (the executed notebook shows the traceback)")
+
+def _drop_run_times(nb_path):
+    "Remove what differs between two runs of the same job from an executed notebook: timestamps and random cell ids"
+    import nbformat
+    nb = nbformat.read(nb_path, as_version=4)
+    for k in ('start_time', 'end_time', 'duration'): nb.metadata.get('papermill', {}).pop(k, None)
+    for i, c in enumerate(nb.cells):
+        c.metadata.pop('execution', None)
+        for k in ('start_time', 'end_time', 'duration'): c.metadata.get('papermill', {}).pop(k, None)
+        if 'injected-parameters' in c.metadata.get('tags', []): c['id'] = f'injected-parameters-{i}'
+    atomic_write(nb_path, nbformat.writes(nb) + '\n')
+
+def run_notebook(template, # the papermill template (a notebook with a cell tagged `parameters`)
+                 out_nb, # the executed notebook to write
+                 parameters:dict, # injected after the `parameters` cell
+                 cwd=None, # the kernel's working folder (default: the template's folder)
+                 log_output:bool=False, # stream the notebook's output (its progress bars too) to this process's stderr
+                )->Path:
+    "Execute `template` with papermill into `out_nb` over an IPC kernel; raise `NotebookError` naming the failed cell"
+    import papermill as pm, logging
+    from papermill.exceptions import PapermillExecutionError
+    template, out_nb = Path(template), Path(out_nb)
+    out_nb.parent.mkdir(parents=True, exist_ok=True)
+    if log_output and not logging.getLogger('papermill').handlers:
+        h = logging.StreamHandler(); h.setFormatter(logging.Formatter('%(message)s'))
+        logging.getLogger('papermill').addHandler(h); logging.getLogger('papermill').setLevel(logging.INFO)
+    try:
+        pm.execute_notebook(str(template), str(out_nb), parameters=parameters, cwd=str(cwd or template.parent),
+                            kernel_name='python3', language='python', progress_bar=False, log_output=log_output,
+                            kernel_manager_class='llmroute.core.IPCKernelManager')
+    except PapermillExecutionError as e:
+        _drop_run_times(out_nb)
+        raise NotebookError(out_nb, e.cell_index, e.ename, e.evalue) from None
+    _drop_run_times(out_nb)
+    return out_nb

@@ -4,18 +4,19 @@
 
 # %% ../nbs/01_data.ipynb #9e81c5a8
 from __future__ import annotations
-import re
+import contextlib, os, re
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from pathlib import Path
 import numpy as np, pandas as pd
 from datasets import load_dataset
 from sklearn.model_selection import train_test_split
-from .core import InputError, data_dir, query_id, seeded_split
+from .core import InputError, cache_dir, data_dir, download, query_id, seeded_split, sha256_file
 
 # %% auto #0
-__all__ = ['LETTERS', 'QUERY_COLUMNS', 'MMLU_VAL_SIZE', 'DATASETS', 'canonical_number', 'gsm8k_gold', 'mmlu_text', 'load_gsm8k',
-           'load_mmlu', 'load_queries']
+__all__ = ['LETTERS', 'QUERY_COLUMNS', 'MMLU_VAL_SIZE', 'DATASETS', 'OUTCOME_REPO', 'OUTCOME_COMMIT', 'OUTCOME_FILES',
+           'canonical_number', 'gsm8k_gold', 'mmlu_text', 'quiet_datasets', 'load_gsm8k', 'load_mmlu', 'load_queries',
+           'outcome_url', 'outcome_file', 'outcome_files']
 
 # %% ../nbs/01_data.ipynb #6e159d63
 def canonical_number(x:float|int|str, # a number or its text: '1,000', '$18.00', '-5', '3/4', 18.0
@@ -52,6 +53,23 @@ def mmlu_text(stem:str, # the question stem
         return s.replace('\n', ' ')
     raise ValueError(f"style must be 'routerdc' or 'paper', got {style!r}")
 
+# %% ../nbs/01_data.ipynb #0465c3c0
+@contextlib.contextmanager
+def quiet_datasets():
+    "Within the block, `datasets` shows no progress bars and logs errors only; the previous settings are restored after"
+    from datasets.utils import logging as dlog
+    bars, level = dlog.is_progress_bar_enabled(), dlog.get_verbosity()
+    dlog.disable_progress_bar(); dlog.set_verbosity_error()
+    try: yield
+    finally:
+        dlog.set_verbosity(level)
+        if bars: dlog.enable_progress_bar()
+
+# %% ../nbs/01_data.ipynb #c1fb6df7
+def _load_dataset(*args, **kwargs):
+    "`datasets.load_dataset`, quietly (`quiet_datasets`)"
+    with quiet_datasets(): return load_dataset(*args, **kwargs)
+
 # %% ../nbs/01_data.ipynb #155bb3a7
 QUERY_COLUMNS = ['query_id', 'dataset', 'split', 'subject', 'question', 'choices', 'gold']
 
@@ -61,8 +79,8 @@ def _gsm8k_raw(split:str):
     if d is not None:
         f = d/'gsm8k'/f'{split}.jsonl'
         if not f.exists(): raise InputError(f"missing GSM8K file (expected {split}.jsonl in {d/'gsm8k'})", file=f)
-        return load_dataset('json', data_files=str(f), split='train')
-    return load_dataset('openai/gsm8k', 'main', split=split)
+        return _load_dataset('json', data_files=str(f), split='train')
+    return _load_dataset('openai/gsm8k', 'main', split=split)
 
 def load_gsm8k(val_frac:float=0.05, # share of official train held out as validation (the paper's 5%)
                seed:int=1, # `random_state` of the split (the paper's 1)
@@ -90,7 +108,7 @@ def _mmlu_local(d:Path):
         files = sorted((d/'mmlu'/split).glob(f'*_{split}.csv')) if (d/'mmlu'/split).is_dir() else []
         if not files: continue
         subj = {f.name[:-len(f'_{split}.csv')]: str(f) for f in files}
-        ds = load_dataset('csv', data_files=subj, keep_default_na=False)  # the option 'None' is text, not a missing value
+        ds = _load_dataset('csv', data_files=subj, keep_default_na=False)  # the option 'None' is text, not a missing value
         parts = []
         for s in subj:
             p = ds[s].to_pandas()
@@ -104,7 +122,7 @@ def _mmlu_local(d:Path):
     return out
 
 def _mmlu_hub():
-    ds = load_dataset('cais/mmlu', 'all')
+    ds = _load_dataset('cais/mmlu', 'all')
     return {'dev': ds['dev'].to_pandas(), 'val': ds['validation'].to_pandas(), 'test': ds['test'].to_pandas()}
 
 def load_mmlu(seed:int=0, # seed of the stand-in test split when the data has no official `val`
@@ -139,7 +157,7 @@ def load_queries(dataset:str, # 'gsm8k' or 'mmlu'
                 )->pd.DataFrame:
     "The Queries table of a dataset: query_id, dataset, split, subject, question, choices, gold"
     key = dataset.lower()
-    if key not in DATASETS: raise InputError(f"unknown dataset {dataset!r}; expected one of {sorted(DATASETS)}", field='dataset')
+    if key not in DATASETS: raise InputError(f"unknown dataset {dataset!r} (--dataset); expected one of {', '.join(sorted(DATASETS))}", field='dataset')
     df = DATASETS[key]()
     df = df.drop_duplicates('query_id').reset_index(drop=True)
     if splits is not None:
@@ -148,3 +166,93 @@ def load_queries(dataset:str, # 'gsm8k' or 'mmlu'
         if unknown: raise InputError(f"unknown split(s) {sorted(unknown)}; expected train, val or test", field='split')
         df = df[df.split.isin(splits)].reset_index(drop=True)
     return df.head(limit).reset_index(drop=True) if limit else df
+
+# %% ../nbs/01_data.ipynb #c7ee546e
+OUTCOME_REPO, OUTCOME_COMMIT = 'shuhao02/RouterDC', '0e63989c'
+OUTCOME_FILES = {
+    'routerdc': {
+        'MATH_prealgebra.json': ('datasets/split2_model7/MATH_prealgebra.json',
+            '3cb750eaa93bd9989babca64b22e92ad51b0b5c30f6ee11dc539fb949c9cf5be'),
+        'arc_challenge_test.json': ('datasets/split2_model7/arc_challenge_test.json',
+            '7588fd22f8d7e9adb9ec6ff435a0d3612a56b3192dc3f9ace358c2468a10b1f3'),
+        'arc_challenge_train.json': ('datasets/split2_model7/arc_challenge_train.json',
+            '5ec50e9cd61caf0e3f116b48d00996a3d88ee52b3a0f04797cdfde8e21f8b610'),
+        'arc_easy_test.json': ('datasets/split2_model7/arc_easy_test.json',
+            'f8ba3041a394d865aeca8a5554c63f302649563f9cac9bbee8512b2d686269c7'),
+        'arc_easy_train.json': ('datasets/split2_model7/arc_easy_train.json',
+            '25bc2be5a33afbdf950466ad34f388b6ede63e59d7139a916c0dd7be649ccfae'),
+        'ceval.json': ('datasets/split2_model7/ceval.json',
+            'b2f8105774193d869fa78c53894aa4118391eaed6bb0810f03f5fec76fd82323'),
+        'cmmlu_test.json': ('datasets/split2_model7/cmmlu_test.json',
+            '10f175ac68f5163a9572d1d0e203415846264dceb9f56b444a654fff79e19843'),
+        'cmmlu_train.json': ('datasets/split2_model7_cluster/cmmlu_train.json',
+            '6cc4cdba7f5bf9ca6cbb303bac87efded70d3807c17ecbe54424a74d9410b11e'),
+        'gsm8k-test.json': ('datasets/split2_model7/gsm8k-test.json',
+            '237ccfe4a613a523e48ac92709ddc1a541674c332f9064899cce2cb1dafac3c9'),
+        'gsm8k-train.json': ('datasets/split2_model7/gsm8k-train.json',
+            '63528cfd7b1860f03bae35e16d4964fe61d4abd3133386c92b22f433a4d4cd75'),
+        'humaneval_test.json': ('datasets/split2_model7/humaneval_test.json',
+            '3744fba4a7953206858f601e61b05c1551ca2fbcfac6b14b46fd19e8735f5f68'),
+        'humaneval_train.json': ('datasets/split2_model7/humaneval_train.json',
+            'c98f4160c135bfb2e6ee21bed16e23a8e5700148c3ea6f49092ce64c5a8d8de0'),
+        'javascript.json': ('datasets/split2_model7/javascript.json',
+            'bfaad2257e7b0de6d4bd6c204e05e791998f8875bb157dde1aea39817c60376b'),
+        'mbpp.json': ('datasets/split2_model7/mbpp.json',
+            '17f2c23297234421e3e683ed5fc18d696cacb80a2d1e7a931ca12fcf52a2f9e7'),
+        'mmlu_test.json': ('datasets/split2_model7/mmlu_test.json',
+            'e560163c00f717a23da5781cf7b76a4050abed0cd75b2244df3fc23d46ea379b'),
+        'mmlu_train.json': ('datasets/split2_model7_cluster/mmlu_train.json',
+            'f07315933421304572fde4a2751c131757a7a3913ad5dad302390d4ee00e5d7d'),
+    },
+    'routerbench': {
+        'mbpp_test.csv': ('datasets/routerbench_zs/mbpp_test.csv',
+            '156fb843b706b765162d74f5fc4928322be5041791b45bd3e1bd732d998c4032'),
+        'mbpp_train.csv': ('datasets/routerbench_zs/mbpp_train.csv',
+            '2a985adc3a3016b5ae4d62229722cdff9ece58aa1338206a6b12e4957304452b'),
+        'winograde_test.csv': ('datasets/routerbench_zs/winograde_test.csv',
+            'de7c8689d4b682c860b660988808ee2e40366b12076811e7891081facec4a2e1'),
+        'winograde_train.csv': ('datasets/routerbench_zs/winograde_train.csv',
+            'f6d54caab59bebb9facf3407c515a07a20faf4e75c639b7e91988ceaf312906a'),
+    },
+}
+
+# %% ../nbs/01_data.ipynb #76f272e5
+def outcome_url(kind:str, # 'routerdc' or 'routerbench'
+                name:str, # a file name of that release, e.g. 'gsm8k-test.json'
+               )->str:
+    "The URL a release file is fetched from: `$LLMROUTE_OUTCOMES_URL` (default GitHub's raw files at the pinned commit) + its path"
+    path, _ = _outcome_entry(kind, name)
+    base = os.environ.get('LLMROUTE_OUTCOMES_URL') or f"https://raw.githubusercontent.com/{OUTCOME_REPO}/{OUTCOME_COMMIT}"
+    return base.rstrip('/') + '/' + path
+
+# %% ../nbs/01_data.ipynb #3ff430e7
+def _outcome_entry(kind, name):
+    "(repository path, sha256) of a release file; `InputError` naming what exists when it is unknown"
+    if kind not in OUTCOME_FILES: raise InputError(f"unknown outcome release {kind!r}; expected one of {', '.join(OUTCOME_FILES)}", field='kind')
+    if name not in OUTCOME_FILES[kind]:
+        raise InputError(f"no file {name!r} in the {kind} release; it has {', '.join(OUTCOME_FILES[kind])}", field='name')
+    return OUTCOME_FILES[kind][name]
+
+# %% ../nbs/01_data.ipynb #5c9dace2
+def outcome_file(kind:str, # 'routerdc' or 'routerbench'
+                 name:str, # a file name of that release, e.g. 'gsm8k-test.json', 'mbpp_test.csv'
+                 download_missing:bool=True, # fetch it when neither the data folder nor the cache has it
+                )->Path:
+    "A local path to a public outcome file: the data folder's copy, else the cache's, else downloaded (checked by sha256)"
+    _, sha = _outcome_entry(kind, name)
+    d = data_dir()
+    if d is not None and (d/kind/name).is_file(): return d/kind/name
+    p = cache_dir('outcomes', kind)/name
+    if p.is_file():
+        if sha256_file(p) == sha: return p
+        p.unlink()                     # a stale or damaged copy: fetch it again
+    if not download_missing: raise InputError(f"not in the data folder ({d}) nor the cache; expected it at {p}", file=name)
+    return download(outcome_url(kind, name), p, sha)
+
+# %% ../nbs/01_data.ipynb #c73eb3b4
+def outcome_files(kind:str, # 'routerdc' or 'routerbench'
+                  names=None, # file names of that release (all when None)
+                 )->list:
+    "Local paths of several release files (`outcome_file` for each)"
+    names = list(OUTCOME_FILES.get(kind, {})) if names is None else [names] if isinstance(names, str) else list(names)
+    return [outcome_file(kind, n) for n in names]

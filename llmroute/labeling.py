@@ -5,13 +5,14 @@
 # %% ../nbs/04_labeling.ipynb #bf89b64d
 from __future__ import annotations
 import math, re
+import numpy as np
 from collections import Counter
 from .core import InputError
 from .data import canonical_number
 
 # %% auto #0
 __all__ = ['ANSWER_FORMATS', 'check_dataset', 'normalize_number', 'find_numbers', 'extract_answer', 'paper_extract_answer',
-           'is_correct', 'majority_vote', 'maj_correct', 'sc_correct', 'label_responses']
+           'is_correct', 'majority_vote', 'maj_correct', 'sc_correct', 'check_gold', 'label_responses']
 
 # %% ../nbs/04_labeling.ipynb #93d0b4f6
 ANSWER_FORMATS = {'gsm8k': 'number', 'mmlu': 'letter A-D'}
@@ -172,6 +173,24 @@ def sc_correct(n_correct:int, # how many samples are correct
     return n_samples > 0 and n_correct >= frac * n_samples - 1e-9
 
 # %% ../nbs/04_labeling.ipynb #f47d1cdc
+def check_gold(gold, # a query's gold answer: a number or its text (GSM8K), a letter A-D or 0-3 (MMLU)
+               dataset:str, # 'gsm8k' or 'mmlu'
+              )->str:
+    "The gold answer in canonical form; `InputError` (field 'gold') when it is missing or not an answer of the dataset's format"
+    d = check_dataset(dataset)
+    if gold is None or (isinstance(gold, float) and math.isnan(gold)) or (isinstance(gold, str) and not gold.strip()):
+        raise InputError(f"no gold answer ({gold!r}); expected a {ANSWER_FORMATS[d]} for every query: without it every response "
+                         "would be marked wrong", field='gold')
+    if d == 'gsm8k':
+        g = normalize_number(gold)
+        if g is None: raise InputError(f"gold {gold!r} is not a number; expected a {ANSWER_FORMATS[d]}", field='gold')
+        return g
+    if isinstance(gold, (int, np.integer)) and not isinstance(gold, bool) and 0 <= gold <= 3: return 'ABCD'[int(gold)]
+    g = str(gold).strip().upper()
+    if g not in ('A', 'B', 'C', 'D'): raise InputError(f"gold {gold!r} is not a letter A-D (or 0-3)", field='gold')
+    return g
+
+# %% ../nbs/04_labeling.ipynb #5137f625
 def label_responses(responses:list, # the k responses of one model to one query
                     gold, # the query's gold answer
                     dataset:str, # 'gsm8k' or 'mmlu'
@@ -179,6 +198,7 @@ def label_responses(responses:list, # the k responses of one model to one query
                     sc_frac:float=0.8, # share of correct samples for SC@k
                    )->dict:
     "Answers and outcomes of one (query, model) pair: answers, n_samples, n_correct, score, maj_correct, sc_correct"
+    gold = check_gold(gold, dataset)
     answers = [extract_answer(r, dataset) for r in responses]
     n, c = len(answers), sum(is_correct(a, gold, dataset) for a in answers)
     return dict(answers=answers, n_samples=n, n_correct=c, score=c/n if n else 0.0,

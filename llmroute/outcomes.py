@@ -4,35 +4,60 @@
 
 # %% ../nbs/05_outcomes.ipynb #cc014420
 from __future__ import annotations
-import io, json, re
+import ast, csv, inspect, io, json, re, sys, warnings
 from pathlib import Path
 import numpy as np, pandas as pd
 from fastcore.basics import patch
-from .core import InputError, atomic_write, query_id, seeded_split
+from .core import InputError, _fmt_rows, atomic_write, exists_error, query_id, seeded_split
 
 # %% auto #0
-__all__ = ['REQUIRED', 'OPTIONAL', 'SPLITS', 'ALIASES', 'FRACTION_OF_10', 'LOGLIK', 'SAMPLE_FIELDS', 'IMPORTERS',
-           'validate_outcomes', 'OutcomeTable', 'read_outcomes', 'import_long', 'routerdc_name', 'routerdc_kind',
-           'import_routerdc', 'sample_folders', 'read_run', 'label_runs', 'import_outcomes']
+__all__ = ['ALIASES', 'REQUIRED', 'OPTIONAL', 'SPLITS', 'BLOCKS', 'FRACTION_OF_10', 'LOGLIK', 'SAMPLE_FIELDS', 'ROUTERBENCH_META',
+           'IMPORTERS', 'normalize_columns', 'validate_outcomes', 'OutcomeTable', 'read_outcomes', 'import_long',
+           'routerdc_name', 'routerdc_kind', 'import_routerdc', 'routerdc_correct', 'import_mixture', 'sample_folders',
+           'read_run', 'label_runs', 'routerbench_text', 'routerbench_models', 'import_routerbench', 'import_outcomes']
 
 # %% ../nbs/05_outcomes.ipynb #54e8ba04
+ALIASES = {'query_id': ['qid', 'question_id', 'id'], 'question': ['prompt', 'query', 'input', 'text'],
+           'model': ['model_name', 'llm'], 'score': ['correct', 'is_correct', 'accuracy', 'acc']}
+
+def normalize_columns(df:pd.DataFrame, # a long outcomes table as read from a file
+                      file=None, # the file it came from, named in errors
+                     )->pd.DataFrame:
+    "Rename one alias per missing required column (`ALIASES`); derive `query_id` from `dataset` and `question` when absent"
+    ren = {}
+    for col, al in ALIASES.items():
+        if col in df.columns: continue
+        found = [a for a in al if a in df.columns]
+        if len(found) > 1: raise InputError(f"no {col!r} column and several candidates {found}; rename one to {col!r}", file=file, field=col)
+        if found: ren[found[0]] = col
+    df = df.rename(columns=ren)
+    if 'query_id' not in df.columns and {'dataset', 'question'} <= set(df.columns) and len(df):
+        df['query_id'] = [query_id(d, q) for d, q in zip(df.dataset.astype(str), df.question.astype(str))]
+    return df
+
+# %% ../nbs/05_outcomes.ipynb #4d05923e
 REQUIRED = ['query_id', 'question', 'model', 'score']
-OPTIONAL = ['dataset', 'split', 'subject', 'n_samples', 'n_correct', 'maj_correct', 'latency_s', 'cost']
+OPTIONAL = ['dataset', 'task', 'split', 'block', 'subject', 'n_samples', 'n_correct', 'maj_correct', 'latency_s', 'cost']
 SPLITS = ('train', 'val', 'test')
+BLOCKS = ('in', 'ood')
 
 def _where(df, idx, file):
-    "(file, row) for an error about the rows `idx` of `df`, using `_file`/`_row` where the importers set them"
+    "(file, row, line) for an error about the rows `idx` of `df`, using `_file`/`_row`/`_line` where the readers set them"
     idx = list(idx)
+    rows = [int(r) for r in df['_row'].iloc[idx]] if '_row' in df.columns else idx
+    lines = None
+    if '_line' in df.columns and df['_line'].iloc[idx].notna().all(): lines = [int(l) for l in df['_line'].iloc[idx]]
+    one = lambda v: v if v is None else (v[0] if len(v) == 1 else v)
     if '_file' in df.columns:
-        files = list(dict.fromkeys(df['_file'].iloc[idx]))
-        rows = [int(r) for r in df['_row'].iloc[idx]]
-        if len(files) > 1: return None, [f"{f}:{r}" for f,r in zip(df['_file'].iloc[idx], rows)]
-        file, idx = files[0], rows
-    return file, (idx[0] if len(idx) == 1 else idx)
+        files = list(df['_file'].iloc[idx])
+        if len(set(files)) > 1:
+            return None, [f"{f}:{r}" for f, r in zip(files, rows)], (None if lines is None else [f"{f}:{l}" for f, l in zip(files, lines)])
+        file = files[0]
+    return file, one(rows), one(lines)
 
 def _fail(df, idx, file, field, msg):
-    f, r = _where(df, idx, file)
-    raise InputError(msg, file=f, row=r, field=field)
+    f, r, l = _where(df, idx, file)
+    raise InputError(msg, file=f, row=r, field=field, line=l)
 
 def _bool_column(s:pd.Series):
     "A nullable boolean from True/False, 1/0 or their text; values that are none of these become pd.NA"
@@ -40,7 +65,7 @@ def _bool_column(s:pd.Series):
     return s.map(lambda v: pd.NA if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA
                  else m.get(str(v).strip().lower(), 'bad')).astype(object)
 
-# %% ../nbs/05_outcomes.ipynb #8b5eeda3
+# %% ../nbs/05_outcomes.ipynb #b5c07daa
 def _check_numeric(df, col, file, integer=False, lo=0.0, hi=None):
     "Coerce `col` to numbers, rejecting text, negative values (below `lo`), values above `hi` and non-integers"
     raw = df[col]
@@ -55,21 +80,48 @@ def _check_numeric(df, col, file, integer=False, lo=0.0, hi=None):
         return v.astype('Int64')
     return v
 
+def _one_per_query(df, col, file):
+    "`InputError` naming the rows of the first query that has several values of `col`"
+    n = df.groupby('query_id', sort=False)[col].nunique()
+    if (n > 1).any():
+        q = n.index[n > 1][0]
+        rows = np.flatnonzero((df.query_id == q).to_numpy())
+        _fail(df, rows, file, col, f"query {q!r} has {col}s {sorted(set(df[col].iloc[rows]))}; a query belongs to one {col} "
+              f"({int((n > 1).sum())} such queries)")
+
 def validate_outcomes(df:pd.DataFrame, # a long outcomes table, one row per (query, model)
                       file=None, # the file it came from, named in errors
                      )->pd.DataFrame:
     "Check an outcomes table and return a copy with clean types; raise `InputError` naming file, row and field"
     if df is None or len(df) == 0: raise InputError("empty file: expected one row per (query, model)", file=file)
+    df = normalize_columns(df, file)
     missing = [c for c in REQUIRED if c not in df.columns]
-    if missing: raise InputError(f"missing required column(s) {missing}; expected at least {REQUIRED}, got {list(df.columns)}",
+    if missing: raise InputError(f"missing required column(s) {missing}; expected at least {REQUIRED} (or one of their aliases "
+                                 f"{ {c: ALIASES[c] for c in missing if c in ALIASES} }), got {[c for c in df.columns if not str(c).startswith('_')]}",
                                  file=file, field=missing[0])
     df = df.reset_index(drop=True).copy()
-    for c in ['query_id', 'model', 'question'] + [c for c in ['dataset', 'split', 'subject'] if c in df.columns]:
+    for c in ['query_id', 'model', 'question'] + [c for c in ['dataset', 'task', 'block', 'split', 'subject'] if c in df.columns]:
         nul = df[c].isna().to_numpy() | (df[c].astype(str).str.strip() == '').to_numpy()
         if c in ('subject', 'split'):  # may be missing; split is checked below
             df[c] = df[c].where(~nul, None).astype(object); continue
         if nul.any(): _fail(df, np.flatnonzero(nul), file, c, f"expected a non-empty {c}")
         df[c] = df[c].astype(str)
+    # one question text per query: an id reused for another question would mix two queries' outcomes
+    pairs = df[['query_id', 'question']].drop_duplicates()       # usually one pair per query: nothing to normalise
+    n_text = pd.Series(0, index=[])
+    if not pairs.query_id.is_unique:
+        n_text = pairs.question.map(lambda q: " ".join(q.split())).groupby(pairs.query_id.to_numpy()).nunique()
+    if (n_text > 1).any():
+        q = n_text.index[n_text > 1][0]
+        rows = np.flatnonzero((df.query_id == q).to_numpy())
+        texts = list(dict.fromkeys(df.question.iloc[rows]))
+        _fail(df, rows, file, 'question', f"query_id {q!r} has {len(texts)} different question texts ({texts[0][:60]!r} and "
+              f"{texts[1][:60]!r}); expected one text per query_id ({int((n_text > 1).sum())} such queries)")
+    # task and block: one per query; blocks 'in' or 'ood'
+    if 'block' in df.columns:
+        bad = np.flatnonzero(~df.block.isin(BLOCKS).to_numpy())
+        if len(bad): _fail(df, bad, file, 'block', f"unknown block {df.block.iloc[bad[0]]!r}; expected one of {list(BLOCKS)}")
+    for c in [c for c in ['task', 'block'] if c in df.columns]: _one_per_query(df, c, file)
     # scores: numbers in [0, 1]
     s = pd.to_numeric(df['score'], errors='coerce').astype(float)
     text = np.flatnonzero(s.isna().to_numpy() & df['score'].notna().to_numpy()
@@ -132,7 +184,7 @@ def validate_outcomes(df:pd.DataFrame, # a long outcomes table, one row per (que
             miss = sorted(set(qs) - set(df.query_id[df.model == m]))
             parts.append(f"model {m!r} has no outcome for {len(miss)} of {len(qs)} queries (e.g. {', '.join(miss[:3])})")
         raise InputError("; ".join(parts) + "; expected every model on every query", file=file, field='model')
-    return df.drop(columns=[c for c in ['_file', '_row'] if c in df.columns])
+    return df.drop(columns=[c for c in ['_file', '_row', '_line'] if c in df.columns])
 
 # %% ../nbs/05_outcomes.ipynb #81e244d7
 def _read_frame(path, # a .parquet, .csv or .jsonl file
@@ -145,12 +197,34 @@ def _read_frame(path, # a .parquet, .csv or .jsonl file
     try:
         if suf in ('.parquet', '.pq'): return pd.read_parquet(path)
         if suf == '.csv':
-            return pd.read_csv(path, keep_default_na=False, na_values=[''],
-                               dtype={c: str for c in ['query_id', 'question', 'model', 'dataset', 'split', 'subject']})
-        if suf in ('.jsonl', '.ndjson'): return pd.read_json(path, lines=True, dtype=False)
+            df = pd.read_csv(path, keep_default_na=False, na_values=[''],
+                             dtype={c: str for c in ['query_id', 'question', 'model', 'dataset', 'task', 'split', 'block', 'subject']})
+            lines = _csv_lines(path)
+            return df.assign(_line=lines) if lines is not None and len(lines) == len(df) else df
+        if suf in ('.jsonl', '.ndjson'):
+            df = pd.read_json(path, lines=True, dtype=False)
+            with open(path, 'rb') as f: lines = [i + 1 for i, l in enumerate(f) if l.strip()]
+            return df.assign(_line=lines) if len(lines) == len(df) else df
     except pd.errors.EmptyDataError: raise InputError("empty file: expected a header and one row per (query, model)", file=path)
     except (ValueError, OSError) as e: raise InputError(f"could not read it as {suf[1:]}: {e}", file=path) from e
     raise InputError(f"unknown file type {suf!r}; expected .parquet, .csv or .jsonl", file=path)
+
+def _csv_lines(path)->list|None:
+    "The line (1-based, the header is line 1, as an editor counts) each data record of a CSV file starts on; None if unsure"
+    old = csv.field_size_limit()
+    try:
+        csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+        out, start, header = [], 1, False
+        with open(path, newline='', encoding='utf-8', errors='replace') as f:
+            r = csv.reader(f)
+            for rec in r:
+                if rec and any(x != '' for x in rec):    # pandas skips blank lines
+                    if header: out.append(start)
+                    header = True
+                start = r.line_num + 1
+        return out
+    except csv.Error: return None
+    finally: csv.field_size_limit(old)
 
 def _frame_bytes(df:pd.DataFrame, path:Path)->bytes|str:
     "The content of `df` written in the format named by `path`'s suffix"
@@ -176,13 +250,15 @@ class OutcomeTable:
     @property
     def datasets(self)->list: return sorted(self.df.dataset.unique()) if 'dataset' in self.df else []
     @property
+    def tasks(self)->list: return sorted(self.df.task.unique()) if 'task' in self.df else []
+    @property
     def splits(self)->list:
         have = set(self.df.split.dropna()) if 'split' in self.df else set()
         return [s for s in SPLITS if s in have]
     def __len__(self): return self.df.query_id.nunique()
     def __repr__(self):
         return (f"OutcomeTable({len(self)} queries x {len(self.models)} models; datasets {self.datasets}; "
-                f"splits {self._split_counts() if self.splits else 'none'})")
+                + (f"tasks {self.tasks}; " if self.tasks else "") + f"splits {self._split_counts() if self.splits else 'none'})")
     def _split_counts(self):
         n = self.df.drop_duplicates('query_id').split.value_counts()
         return {s: int(n[s]) for s in self.splits}
@@ -247,7 +323,7 @@ class OutcomeTable:
             )->Path:
         "Write the long table atomically, as parquet or CSV by the suffix; refuses to replace a file unless asked"
         path = Path(path)
-        if path.exists() and not overwrite: raise FileExistsError(f"{path} exists; refusing to overwrite it (pass overwrite=True)")
+        if path.exists() and not overwrite: raise exists_error(path)
         return atomic_write(path, _frame_bytes(self.df, path), overwrite=overwrite)
 
 def read_outcomes(path, # a .parquet, .csv or .jsonl outcomes file
@@ -280,25 +356,60 @@ def with_split(self:OutcomeTable,
     df['split'] = df.query_id.map(new).where(df.query_id.isin(list(new)), df.split)
     return OutcomeTable(df, file=self.file, info=self.info)
 
+# %% ../nbs/05_outcomes.ipynb #21eb2763
+@patch
+def per_query(self:OutcomeTable,
+              col:str, # a column with one value per query: 'task', 'block', 'dataset', 'subject', 'split', ...
+              split:str|None=None, # 'train', 'val', 'test' or None for all
+             )->pd.Series:
+    "One value of `col` per query, in the order of `wide`"
+    if col not in self.df: raise InputError(f"no column {col!r}; have {list(self.df.columns)}", field=col)
+    d = self._rows(split).drop_duplicates('query_id')
+    return d.set_index('query_id')[col].reindex(self.query_order(split))
+
+# %% ../nbs/05_outcomes.ipynb #be9a03f4
+@patch
+def task_accuracy(self:OutcomeTable,
+                  threshold:float=0.5, # a model solves a query when score >= threshold (where maj_correct is absent)
+                  split:str|None=None, # 'train', 'val', 'test' or None for all
+                 )->pd.DataFrame:
+    "A task x model table: each model's share of the task's queries solved (see `correct`); tasks and models sorted"
+    if 'task' not in self.df: raise InputError("the table has no 'task' column; expected one task per query (see import_mixture)", field='task')
+    C = self.correct(threshold, split)
+    acc = C.groupby(self.per_query('task', split).to_numpy()).mean()
+    acc.index.name = 'task'
+    return acc
+
+# %% ../nbs/05_outcomes.ipynb #d1488b70
+@patch
+def best_by_task(self:OutcomeTable,
+                 split:str|None='val', # the split the choice is made on (validation: the test split stays unseen)
+                 threshold:float=0.5, # a model solves a query when score >= threshold (where maj_correct is absent)
+                )->dict:
+    "task -> the model that solves most of the task's queries of `split`; ties go to the first model by name"
+    acc = self.task_accuracy(threshold, split)
+    return {t: acc.columns[int(np.argmax(row))] for t, row in zip(acc.index, acc.to_numpy())}
+
+# %% ../nbs/05_outcomes.ipynb #deea0bd1
+@patch
+def task_choices(self:OutcomeTable,
+                 best:dict, # task -> model, e.g. `best_by_task('val')`
+                 split:str|None=None, # the queries routed: 'train', 'val', 'test' or None for all
+                 default:str|None=None, # the model for tasks not in `best` (else such a task is an error)
+                )->np.ndarray:
+    "The index (in `models`) of the model each query of `split` goes to when it is routed by its known task"
+    tasks = self.per_query('task', split)
+    miss = sorted(set(tasks) - set(best))
+    if miss and default is None:
+        raise InputError(f"no model for task(s) {miss}; expected one per task in `best` (it has {sorted(best)}) or a default", field='task')
+    unknown = sorted({m for m in [*best.values(), default] if m is not None} - set(self.models))
+    if unknown: raise InputError(f"model(s) {unknown} are not in the table; it has {self.models}", field='model')
+    idx = {m: i for i, m in enumerate(self.models)}
+    return np.array([idx[best.get(t, default)] for t in tasks], dtype=int)
+
 # %% ../nbs/05_outcomes.ipynb #ee40f856
-ALIASES = {'query_id': ['qid', 'question_id', 'id'], 'question': ['prompt', 'query', 'input', 'text'],
-           'model': ['model_name', 'llm'], 'score': ['correct', 'is_correct', 'accuracy', 'acc']}
-
-def _apply_aliases(df:pd.DataFrame, file)->pd.DataFrame:
-    "Rename one alias per missing required column; derive query_id from dataset and question when absent"
-    ren = {}
-    for col, al in ALIASES.items():
-        if col in df.columns: continue
-        found = [a for a in al if a in df.columns]
-        if len(found) > 1: raise InputError(f"no {col!r} column and several candidates {found}; rename one to {col!r}", file=file, field=col)
-        if found: ren[found[0]] = col
-    df = df.rename(columns=ren)
-    if 'query_id' not in df.columns and {'dataset', 'question'} <= set(df.columns) and len(df):
-        df['query_id'] = [query_id(d, q) for d, q in zip(df.dataset.astype(str), df.question.astype(str))]
-    return df
-
 def _concat_files(frames:list, names:list)->pd.DataFrame:
-    "Stack per-file tables, remembering each row's file and row"
+    "Stack per-file tables, remembering each row's file and row (and line, where the reader knew it, in `_line`)"
     return pd.concat([f.assign(_file=n, _row=np.arange(len(f))) for f, n in zip(frames, names)], ignore_index=True)
 
 def import_long(files, # one or more long outcome files (.csv, .parquet, .jsonl)
@@ -308,7 +419,7 @@ def import_long(files, # one or more long outcome files (.csv, .parquet, .jsonl)
     if not files: raise InputError("no files given")
     frames, info = [], []
     for f in files:
-        df = _apply_aliases(_read_frame(f), f.name)
+        df = normalize_columns(_read_frame(f), f.name)
         validate_outcomes(df, file=f.name)
         frames.append(df); info.append(dict(file=f.name, rows=len(df)))
     return OutcomeTable(_concat_files(frames, [f.name for f in files]), info=info)
@@ -420,6 +531,74 @@ def import_routerdc(files, # RouterDC JSON files, e.g. routerdc/gsm8k-test.json
     df = df[[c for c in cols if c in df.columns] + ['_file', '_row']]
     return OutcomeTable(df, info=info)
 
+# %% ../nbs/05_outcomes.ipynb #4a590654
+def routerdc_correct(kind:str, # how the benchmark was scored (`routerdc_kind`)
+                     score, # the table's `score` per row: fraction of samples correct, or 0/1
+                     raw_score=None, # RouterDC's own value per row, for 'loglik' (above 0 is correct)
+                     threshold:float=0.5, # 'fraction_of_10' and 'score' (unknown) kinds: solved when score >= threshold
+                    )->np.ndarray:
+    "Boolean per row: is the query solved, by the rule of the benchmark's kind"
+    score = np.asarray(score, float)
+    if kind == 'loglik': return np.asarray(score if raw_score is None else raw_score, float) > 0
+    if kind == 'binary': return score >= 0.5
+    return score >= threshold
+
+# %% ../nbs/05_outcomes.ipynb #048fc5a1
+def import_mixture(files, # RouterDC JSON files of several benchmarks, e.g. `llmroute.data.outcome_files('routerdc')`
+                   ood=(), # tasks held out as the OOD block, beside those that have no train file (their train files are left out)
+                   name:str='mixture', # the `dataset` of every row: a study treats the pool as one dataset
+                   threshold:float=0.5, # sampled benchmarks (fraction of 10) count as solved at score >= threshold
+                   join:bool=True, # join GSM8K/MMLU questions to llmroute.data (query_id, subject, gold), as `import_routerdc`
+                  )->OutcomeTable:
+    "RouterDC's benchmarks pooled as one routing problem: `task` per query, `maj_correct` by each task's rule, tasks without train data (and `ood`) as the test-only `block` 'ood'"
+    files = [Path(f) for f in ([files] if isinstance(files, (str, Path)) else files)]
+    if not files: raise InputError("no files given")
+    ood = [ood] if isinstance(ood, str) else list(ood)
+    named = {f: routerdc_name(f) for f in files}                      # file -> (task, split)
+    tasks = sorted({t for t, _ in named.values()})
+    unknown = sorted(set(ood) - set(tasks))
+    if unknown: raise InputError(f"ood task(s) {unknown} have no file; the files give the tasks {tasks}", field='ood')
+    ood_tasks = sorted(set(ood) | (set(tasks) - {t for t, s in named.values() if s == 'train'}))
+    if not set(tasks) - set(ood_tasks):
+        raise InputError(f"no in-distribution task: every task ({ood_tasks}) is out-of-distribution; expected a train file "
+                         "(name ending in _train) of at least one task not in ood", field='ood')
+    for f, (t, s) in named.items():
+        if t not in ood_tasks and s is None:
+            raise InputError(f"no split in the file name of in-distribution task {t!r}; expected {t}_train/{t}_test in the name, "
+                             f"or {t!r} in ood", file=f.name, field='split')
+    keep = [f for f in files if not (named[f][0] in ood_tasks and named[f][1] == 'train')]
+    t = import_routerdc(keep, join=join)
+    df = t.df.rename(columns={'dataset': 'task'})
+    df.insert(1, 'dataset', name)
+    df['block'] = np.where(df.task.isin(ood_tasks), 'ood', 'in')
+    df['split'] = df.split.where(df.block == 'in', 'test')
+    df['maj_correct'] = False
+    for task, rows in df.groupby('task').groups.items():
+        raw = df.loc[rows, 'raw_score'] if 'raw_score' in df else None
+        df.loc[rows, 'maj_correct'] = routerdc_correct(routerdc_kind(task), df.loc[rows, 'score'], raw, threshold)
+    # the same text in several tasks: kept once per task (different ids), counted
+    q = df.drop_duplicates('query_id')
+    norm = q.question.map(lambda s: " ".join(s.split())).to_numpy()
+    shared = pd.Series(norm).map(q.groupby(norm).task.nunique()).to_numpy() > 1
+    n_shared = q[shared].groupby(['task', 'split']).size()
+    if shared.any():
+        n = len(set(norm[shared]))
+        warnings.warn(f"{n} question {'text appears' if n == 1 else 'texts appear'} in several tasks; each is kept once per task, with its own query_id "
+                      f"({', '.join(f'{t}/{s}: {n}' for (t, s), n in n_shared.items())})")
+    info = []
+    for f in files:
+        task, split = named[f]
+        blk = 'ood' if task in ood_tasks else 'in'
+        if f not in keep:
+            info.append(dict(file=f.name, task=task, block=blk, split=split, left_out='train file of an out-of-distribution task')); continue
+        rec = next(r for r in t.info if r['file'] == f.name)
+        split = split if blk == 'in' else 'test'
+        info.append(dict(file=f.name, task=task, block=blk, split=split, kind=rec['kind'], rows=rec['rows'], joined=rec['joined'],
+                         duplicates_dropped=rec['duplicates_dropped'], moved_to_test=rec['moved_to_test'],
+                         same_text_other_task=int(n_shared.get((task, split), 0))))
+    cols = ['query_id', 'dataset', 'task', 'block', 'split', 'subject', 'question', 'gold', 'model', 'score', 'maj_correct']
+    return OutcomeTable(df[[c for c in cols if c in df] + [c for c in df if c not in cols]], info=info)
+
 # %% ../nbs/05_outcomes.ipynb #fc90d2af
 SAMPLE_FIELDS = ['query_id', 'dataset', 'question', 'gold', 'model', 'responses']
 
@@ -438,7 +617,7 @@ def sample_folders(dirs, # sampling output folders, or folders above them
 
 def read_run(run:Path, # one run folder (manifest.json + samples-*.jsonl)
             )->pd.DataFrame:
-    "All records of a run's shards, each with its `_file` and `_row` (line, 0-based)"
+    "All records of a run's shards, each with its `_file`, `_row` (0-based) and `_line` (1-based line of the shard)"
     from llmroute.sampling import read_samples   # sampling's own reader: a torn last line (a job still writing, or
                                                  # killed) is skipped without touching the file; duplicates are errors
     shards = sorted(Path(run).glob('samples-*.jsonl'))
@@ -448,10 +627,10 @@ def read_run(run:Path, # one run folder (manifest.json + samples-*.jsonl)
         name = str(s.relative_to(Path(run).parent.parent))   # <dataset>/<model-key>/samples-*.jsonl
         for i, r in enumerate(read_samples(s, repair=False)):
             for k in SAMPLE_FIELDS:
-                if k not in r: raise InputError(f"record lacks {k!r}; expected the fields {SAMPLE_FIELDS}", file=name, row=i, field=k)
+                if k not in r: raise InputError(f"record lacks {k!r}; expected the fields {SAMPLE_FIELDS}", file=name, field=k, line=i + 1)
             if not isinstance(r['responses'], list) or not r['responses']:
-                raise InputError("expected a non-empty list of responses", file=name, row=i, field='responses')
-            recs.append(dict(r, _file=name, _row=i))
+                raise InputError("expected a non-empty list of responses", file=name, field='responses', line=i + 1)
+            recs.append(dict(r, _file=name, _row=i, _line=i + 1))
     return pd.DataFrame(recs)
 
 # %% ../nbs/05_outcomes.ipynb #7e54f301
@@ -463,30 +642,156 @@ def label_runs(dirs, # sampling output folders, or folders above them
     for run in sample_folders(dirs):
         recs = read_run(run)
         for r in recs.to_dict('records'):
-            lab = label_responses(list(r['responses']), r['gold'], r['dataset'])
+            try: lab = label_responses(list(r['responses']), r['gold'], r['dataset'])
+            except InputError as e:    # a bad gold or dataset of one record: say which file and line it is on
+                raise InputError(e.msg, file=r['_file'], field=e.field, line=r['_line']) from None
             tok = r.get('new_tokens')
             rows.append(dict(query_id=r['query_id'], dataset=r['dataset'], split=r.get('split'), subject=r.get('subject'), question=r['question'],
                              gold=r['gold'], model=r['model'], score=float(lab['score']), n_samples=int(lab['n_samples']),
                              n_correct=int(lab['n_correct']), maj_correct=bool(lab['maj_correct']), sc_correct=bool(lab['sc_correct']),
                              latency_s=r.get('latency_s'), new_tokens=int(sum(tok)) if isinstance(tok, list) else tok,
-                             tokens_per_s=r.get('tokens_per_s'), _file=r['_file'], _row=r['_row']))
+                             tokens_per_s=r.get('tokens_per_s'), _file=r['_file'], _row=r['_row'], _line=r['_line']))
         info.append(dict(run=str(run), records=len(recs), models=sorted(recs.model.unique())))
     return OutcomeTable(pd.DataFrame(rows), info=info)
 
-# %% ../nbs/05_outcomes.ipynb #d49b381a
-IMPORTERS = {'routerdc': import_routerdc, 'long': import_long, 'samples': label_runs}
+# %% ../nbs/05_outcomes.ipynb #28ff34d0
+ROUTERBENCH_META = ('sample_id', 'prompt', 'eval_name', 'oracle_model_to_route_to')
 
-def import_outcomes(format:str, # 'routerdc', 'long' or 'samples'
+def routerbench_text(v, # a RouterBench text cell: "['turn 1', 'turn 2']", a list of turns, or plain text
+                    )->str|None:
+    "The text of a RouterBench prompt or response cell: list literals unwrapped, turns joined by a blank line"
+    if v is None or (isinstance(v, float) and np.isnan(v)): return None
+    if isinstance(v, str) and v[:1] == '[' and v[-1:] == ']':
+        try: x = ast.literal_eval(v)
+        except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError): return v
+        v = x
+    if isinstance(v, (list, tuple, np.ndarray)) and all(isinstance(t, str) for t in v): return "\n\n".join(v)
+    return v if isinstance(v, str) else str(v)
+
+# %% ../nbs/05_outcomes.ipynb #cf2d7ba0
+def _numbers(w:pd.DataFrame, col:str, file)->pd.Series:
+    "A wide column as floats (NaN where empty); `InputError` naming file, row, line and column for text that is no number"
+    raw = w[col]
+    v = pd.to_numeric(raw, errors='coerce').astype(float)
+    text = v.isna().to_numpy() & raw.notna().to_numpy() & ~raw.astype(str).str.strip().str.lower().isin(['', 'nan', 'none']).to_numpy()
+    if text.any(): _fail(w, np.flatnonzero(text), file, col, f"expected a number, got {raw[text].iloc[0]!r}")
+    return v
+
+# %% ../nbs/05_outcomes.ipynb #d5faa15a
+def routerbench_models(w:pd.DataFrame, # a RouterBench wide table
+                       file=None, # its name, for errors
+                      )->tuple:
+    "(models, ignored columns) of a RouterBench wide table: models have a score column and `|total_cost`/`|model_response` columns"
+    cols = [c for c in w.columns if not str(c).startswith('_')]
+    cost = [c[:-len('|total_cost')] for c in cols if str(c).endswith('|total_cost')]
+    resp = [c[:-len('|model_response')] for c in cols if str(c).endswith('|model_response')]
+    plain = [c for c in cols if '|' not in str(c) and c not in ROUTERBENCH_META and not re.fullmatch(r'Unnamed: \d+|index|level_\d+|', str(c))]
+    def numeric(c):
+        v = pd.to_numeric(w[c], errors='coerce')
+        return w[c].notna().any() and bool((v.notna() | w[c].isna()).all())
+    models = list(dict.fromkeys([c for c in plain if c in cost or c in resp or numeric(c)] + cost + resp))
+    ignored = [c for c in cols if c not in models and c not in ROUTERBENCH_META and f"{c}".split('|')[0] not in models]
+    no_score = [m for m in models if m not in w.columns]
+    if no_score: raise InputError(f"model(s) {no_score} have cost or response columns but no score column; expected a score column "
+                                  "named after each model", file=file, field=no_score[0])
+    no_cost = [m for m in models if m not in cost]
+    if cost and no_cost: raise InputError(f"no cost column for {no_cost}; expected '<model>|total_cost' for every model (the others have one)",
+                                          file=file, field=f"{no_cost[0]}|total_cost")
+    if len(models) < 1: raise InputError("no model columns; expected one score column per model and '<model>|total_cost' columns", file=file)
+    return models, ignored
+
+# %% ../nbs/05_outcomes.ipynb #cc500440
+def _read_routerbench(path:Path)->pd.DataFrame:
+    "A RouterBench wide table from .csv, .parquet, .jsonl or RouterBench's own pickled DataFrame (.pkl)"
+    if path.suffix.lower() in ('.pkl', '.pickle'):
+        if not path.is_file(): raise InputError("no such file", file=path.name)
+        w = pd.read_pickle(path)   # RouterBench's release format; a pickle can run code when loaded: only read files you trust
+        if not isinstance(w, pd.DataFrame): raise InputError(f"expected a pickled DataFrame, got {type(w).__name__}", file=path.name)
+        return w.reset_index(drop=True)
+    try: return _read_frame(path)
+    except InputError as e: raise InputError(e.msg.replace('one row per (query, model)', 'one row per query'), file=path.name) from None
+
+# %% ../nbs/05_outcomes.ipynb #75286b29
+def _routerbench_long(w:pd.DataFrame, models:list, dataset_default:str, split, has_cost:bool, keep_responses:bool)->pd.DataFrame:
+    "The long rows (query, model) of the complete queries of one wide table"
+    ds = w['eval_name'].astype(object).where(w['eval_name'].notna(), None) if 'eval_name' in w else pd.Series(dataset_default, index=w.index)
+    q = w['prompt'].map(routerbench_text)
+    if 'sample_id' in w: qid = w['sample_id'].astype(object).where(w['sample_id'].notna(), None).map(lambda x: x if x is None else str(x))
+    else: qid = pd.Series([query_id(str(d), str(t)) for d, t in zip(ds, q)], index=w.index)
+    parts = []
+    for m in models:
+        part = pd.DataFrame(dict(query_id=qid, dataset=ds, split=split, question=q, model=m, score=w['_score_' + m]))
+        if has_cost: part['cost'] = w['_cost_' + m]
+        if keep_responses:
+            rc = f"{m}|model_response"
+            part['response'] = w[rc].map(routerbench_text) if rc in w else None
+        for c in ('_row', '_line'):
+            if c in w: part[c] = w[c].to_numpy()
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+# %% ../nbs/05_outcomes.ipynb #2960b917
+def import_routerbench(files, # RouterBench wide tables (.csv, .parquet, .jsonl, .pkl), e.g. routerbench/mbpp_test.csv
+                       drop_incomplete:bool=False, # leave out queries where some model has no score or no cost (else an error)
+                       keep_responses:bool=False, # keep each model's response in a `response` column
+                      )->OutcomeTable:
+    "RouterBench's wide tables as one validated `OutcomeTable` with `cost`; `info` says per file what was read, dropped and ignored"
+    files = [Path(f) for f in ([files] if isinstance(files, (str, Path)) else files)]
+    if not files: raise InputError("no files given")
+    frames, info = [], []
+    for f in files:
+        w = _read_routerbench(f)
+        if len(w) == 0: raise InputError("empty file: expected one row per query", file=f.name)
+        if 'prompt' not in w.columns:
+            raise InputError("no 'prompt' column; expected RouterBench's wide table: prompt, eval_name, one score column per model, "
+                             "<model>|total_cost, <model>|model_response", file=f.name, field='prompt')
+        w = w.reset_index(drop=True).assign(_row=np.arange(len(w)))
+        models, ignored = routerbench_models(w, f.name)
+        has_cost = any(f"{m}|total_cost" in w for m in models)
+        for m in models:
+            w['_score_' + m] = _numbers(w, m, f.name)
+            if has_cost: w['_cost_' + m] = _numbers(w, f"{m}|total_cost", f.name)
+        gap = pd.DataFrame({m: w['_score_' + m].isna() | (w['_cost_' + m].isna() if has_cost else False) for m in models})
+        bad = gap.any(axis=1).to_numpy()
+        dataset_default, split = routerdc_name(f)
+        rec = dict(file=f.name, rows=len(w), models=len(models), split=split,
+                   datasets=sorted(w['eval_name'].dropna().astype(str).unique()) if 'eval_name' in w else [dataset_default],
+                   cost=has_cost)
+        if bad.any():
+            ids = (w['sample_id'].astype(str) if 'sample_id' in w else pd.Series([f"row {i}" for i in range(len(w))]))[bad].tolist()
+            per = ", ".join(f"{m} ({int(gap[m].sum())})" for m in models if gap[m].any())
+            what = 'a score or a cost' if has_cost else 'a score'
+            if not drop_incomplete:
+                _fail(w, np.flatnonzero(bad), f.name, None,
+                      f"{int(bad.sum())} of {len(w)} queries lack {what} for some model (sample_ids {_fmt_rows(ids)}; queries without "
+                      f"one, per model: {per}); give every model {what.replace(' or ', ' and ')} on every query, or pass --drop-incomplete "
+                      "(drop_incomplete=True in Python) to leave exactly these queries out")
+            warnings.warn(f"{f.name}: dropped {int(bad.sum())} of {len(w)} queries that lack {what} for some model ({per})")
+            rec['dropped_incomplete'] = int(bad.sum())
+        if ignored: rec['ignored_columns'] = ignored
+        frames.append(_routerbench_long(w[~bad], models, dataset_default, split, has_cost, keep_responses).assign(_file=f.name))
+        info.append(rec)
+    return OutcomeTable(pd.concat(frames, ignore_index=True), info=info)
+
+# %% ../nbs/05_outcomes.ipynb #d49b381a
+IMPORTERS = {'routerdc': import_routerdc, 'mixture': import_mixture, 'routerbench': import_routerbench, 'long': import_long, 'samples': label_runs}
+
+def import_outcomes(format:str, # 'routerdc', 'mixture', 'routerbench', 'long' or 'samples'
                     files, # the input files (folders for 'samples')
                     out, # the outcome table to write (.parquet or .csv)
                     overwrite:bool=False, # replace `out` if it exists
                     verbose:bool=True, # print what was imported
+                    **options, # passed to the importer, e.g. drop_incomplete=True, keep_responses=True for 'routerbench'
                    )->Path:
-    "Import outcomes from RouterDC JSON, long files or sampling runs and save them to `out`"
-    if format not in IMPORTERS: raise InputError(f"unknown format {format!r}; expected one of {sorted(IMPORTERS)}", field='format')
+    "Import outcomes from RouterDC JSON (one benchmark each, or pooled: 'mixture'), RouterBench tables, long files or sampling runs and save them to `out`"
+    if format not in IMPORTERS: raise InputError(f"unknown format {format!r} (--format); expected one of {', '.join(sorted(IMPORTERS))}", field='format')
+    known = set(inspect.signature(IMPORTERS[format]).parameters) - {'files', 'dirs'}
+    extra = sorted(set(options) - known)
+    if extra: raise InputError(f"{', '.join('--' + o.replace('_', '-') for o in extra)} ({', '.join(extra)} in Python) do not apply to "
+                               f"--format {format}", field=extra[0])
     out = Path(out)
-    if out.exists() and not overwrite: raise FileExistsError(f"{out} exists; refusing to overwrite it (pass overwrite=True)")
-    t = IMPORTERS[format](files)
+    if out.exists() and not overwrite: raise exists_error(out)
+    t = IMPORTERS[format](files, **options)
     p = t.save(out, overwrite=overwrite)
     if verbose:
         for rec in t.info: print('  ' + ', '.join(f"{k}={v}" for k, v in rec.items()))

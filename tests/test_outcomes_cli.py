@@ -134,3 +134,214 @@ def test_cli_import(tmp_path):
     r = subprocess.run([str(exe), 'import', '--format', 'long', str(bad), '--out', str(tmp_path / 'b.parquet')],
                        capture_output=True, text=True)
     assert r.returncode != 0 and "bad.csv: row 2: field 'score'" in (r.stderr + r.stdout)
+
+
+# --- one rule for every reader, one text per query, errors a user can find in the file -------------------------
+
+def test_aliases_accepted_by_import_are_accepted_by_the_study_reader(tmp_path):
+    "`study` reads files with read_outcomes: it takes the same column names as `import --format long`"
+    p = tmp_path / 'alias.csv'
+    pd.DataFrame(dict(qid=['q1', 'q1', 'q2', 'q2'], prompt=['a?', 'a?', 'b?', 'b?'], model_name=['m', 'n'] * 2,
+                      correct=[1, 0, 0, 1])).to_csv(p, index=False)
+    direct = read_outcomes(p)
+    imported = read_outcomes(import_outcomes('long', [p], tmp_path / 'o.parquet', verbose=False))
+    assert direct.models == imported.models == ['m', 'n']
+    assert direct.wide().equals(imported.wide())
+
+
+def test_one_question_text_per_query_id(tmp_path):
+    p = _long(tmp_path, question={1: 'a different question?'})
+    with pytest.raises(InputError) as e:
+        import_outcomes('long', [p], tmp_path / 'o.parquet', verbose=False)
+    msg = str(e.value)
+    assert "long.csv: rows 0, 1: field 'question': query_id 'q1' has 2 different question texts" in msg
+    assert '(lines 2, 3 of the file)' in msg
+    with pytest.raises(InputError, match="query_id 'q1' has 2 different question texts"):
+        read_outcomes(p)                                  # what `study` reads a file with
+    assert not (tmp_path / 'o.parquet').exists()
+
+
+def test_csv_errors_say_the_line_of_the_file(tmp_path):
+    p = tmp_path / 'multi.csv'
+    p.write_text('query_id,question,model,score\nq1,"a question\nover two lines?",m,0.5\nq2,b?,m,7\n')
+    with pytest.raises(InputError) as e:
+        import_outcomes('long', [p], tmp_path / 'o.parquet', verbose=False)
+    assert str(e.value).startswith("multi.csv: row 1: field 'score': score 7.0 is outside [0, 1]")
+    assert str(e.value).endswith('(line 4 of the file)')
+
+
+def test_exists_error_names_the_flag(tmp_path):
+    out = import_outcomes('long', [_long(tmp_path)], tmp_path / 'o.csv', verbose=False)
+    with pytest.raises(FileExistsError, match=r'pass --overwrite \(overwrite=True in Python\)'):
+        import_outcomes('long', [_long(tmp_path)], out, verbose=False)
+
+
+def test_outputs_follow_the_umask(tmp_path):
+    import os, stat
+    old = os.umask(0o022)
+    try:
+        a = import_outcomes('long', [_long(tmp_path)], tmp_path / 'a.parquet', verbose=False)
+        os.umask(0o077)
+        b = import_outcomes('long', [_long(tmp_path)], tmp_path / 'b.csv', verbose=False)
+    finally: os.umask(old)
+    assert stat.S_IMODE(a.stat().st_mode) == 0o644
+    assert stat.S_IMODE(b.stat().st_mode) == 0o600
+
+
+def test_samples_without_gold_name_file_and_line(tmp_path):
+    runs = tmp_path / 'runs'
+    _fake_run(runs, 'org/a', {'q1': ('18', ['The answer is 18.']), 'q2': (None, ['The answer is 5.'])})
+    with pytest.raises(InputError) as e:
+        import_outcomes('samples', [runs], tmp_path / 'o.parquet', verbose=False)
+    msg = str(e.value)
+    assert msg.startswith("gsm8k/org--a/samples-00000.jsonl: field 'gold': no gold answer") and msg.endswith('(line 2 of the file)')
+    _fake_run(tmp_path / 'r2', 'org/a', {'q1': ('18', ['The answer is 18.'])})
+    shard = tmp_path / 'r2' / 'gsm8k' / 'org--a' / 'samples-00000.jsonl'
+    shard.write_text(shard.read_text().replace('"dataset": "gsm8k"', '"dataset": "squad"'))
+    with pytest.raises(InputError, match=r"samples-00000.jsonl: field 'dataset': unknown dataset 'squad'.*\(line 1 of the file\)"):
+        import_outcomes('samples', [tmp_path / 'r2'], tmp_path / 'o.parquet', verbose=False)
+
+
+# --- RouterBench -------------------------------------------------------------------------------------------------
+
+def _routerbench(tmp_path, name='toy_test.csv', gaps=True):
+    "A small RouterBench-style wide table: 5 queries x 3 models; with gaps, q.2 lacks b's cost and q.4 lacks c's score"
+    w = pd.DataFrame({'Unnamed: 0': range(5), 'sample_id': [f'toy.dev.{i}' for i in range(5)],
+                      'prompt': [f"['question {i}?']" for i in range(5)], 'eval_name': 'toy',
+                      'a': [1, 0, 1, 1, 0], 'b': [1, 1, 0, 1, 1], 'c': [0, 0, 0, 1, None if gaps else 1],
+                      'a|model_response': [f"['a{i}']" for i in range(5)], 'b|model_response': [f"['b{i}']" for i in range(5)],
+                      'c|model_response': [f"['c{i}']" for i in range(5)],
+                      'a|total_cost': [0.01] * 5, 'b|total_cost': [0.001, 0.001, None if gaps else 0.001, 0.001, 0.001],
+                      'c|total_cost': [0.0001] * 5, 'oracle_model_to_route_to': 'a'})
+    p = tmp_path / name
+    w.to_csv(p, index=False)
+    return p
+
+
+def test_routerbench_gaps_are_an_error_naming_the_queries(tmp_path):
+    with pytest.raises(InputError) as e:
+        import_outcomes('routerbench', [_routerbench(tmp_path)], tmp_path / 'o.parquet', verbose=False)
+    msg = str(e.value)
+    assert msg.startswith("toy_test.csv: rows 2, 4: 2 of 5 queries lack a score or a cost for some model (sample_ids toy.dev.2, toy.dev.4")
+    assert 'b (1), c (1)' in msg and '--drop-incomplete' in msg and msg.endswith('(lines 4, 6 of the file)')
+    assert not (tmp_path / 'o.parquet').exists()
+
+
+def test_routerbench_drop_incomplete_drops_exactly_those(tmp_path, capsys):
+    with pytest.warns(UserWarning, match='toy_test.csv: dropped 2 of 5 queries'):
+        out = import_outcomes('routerbench', [_routerbench(tmp_path)], tmp_path / 'o.parquet', drop_incomplete=True, keep_responses=True)
+    assert 'dropped_incomplete=2' in capsys.readouterr().out
+    t = read_outcomes(out)
+    assert t.query_order() == ['toy.dev.0', 'toy.dev.1', 'toy.dev.3']
+    assert (t.models, t.splits, t.datasets) == (['a', 'b', 'c'], ['test'], ['toy'])
+    assert t.model_cost() == pytest.approx({'a': 0.01, 'b': 0.001, 'c': 0.0001})
+    assert t.wide('response').loc['toy.dev.3'].tolist() == ['a3', 'b3', 'c3']
+    assert t.questions().tolist() == ['question 0?', 'question 1?', 'question 3?']
+
+
+def test_routerbench_complete_file_and_options(tmp_path):
+    t = read_outcomes(import_outcomes('routerbench', [_routerbench(tmp_path, 'toy_train.csv', gaps=False)], tmp_path / 'o.csv', verbose=False))
+    assert (len(t), t.splits) == (5, ['train']) and 'response' not in t.df
+    with pytest.raises(InputError, match=r"--drop-incomplete \(drop_incomplete in Python\) do not apply to --format long"):
+        import_outcomes('long', [_long(tmp_path)], tmp_path / 'x.parquet', drop_incomplete=True, verbose=False)
+
+
+@pytest.mark.skipif(data_dir() is None or not (data_dir() / 'routerbench' / 'mbpp_test.csv').exists(), reason="no local routerbench/")
+def test_routerbench_real_files(tmp_path):
+    rb = data_dir() / 'routerbench'
+    t = read_outcomes(import_outcomes('routerbench', sorted(rb.glob('*.csv')), tmp_path / 'rb.parquet', verbose=False))
+    assert len(t.models) == 11 and t.datasets == ['mbpp', 'winogrande']
+    n = t.df.drop_duplicates('query_id').groupby(['dataset', 'split']).size().to_dict()
+    assert n == {('mbpp', 'test'): 128, ('mbpp', 'train'): 299, ('winogrande', 'test'): 380, ('winogrande', 'train'): 887}
+    assert t.df.cost.notna().all() and (t.df.cost > 0).all()
+    wg = t.df[(t.df.dataset == 'winogrande') & (t.df.split == 'test')]
+    acc = wg.groupby('model').score.mean()
+    assert acc.idxmax() == 'gpt-4-1106-preview' and abs(acc.max() - 0.855) < 6e-4
+    assert abs(wg.groupby('model').cost.mean()['gpt-4-1106-preview'] - 0.0035) < 1e-4
+
+
+def test_routerbench_without_sample_id_or_eval_name(tmp_path):
+    "Any RouterBench-like table: ids from dataset + prompt, the dataset from the file name, parquet and pickle too"
+    src = pd.read_csv(_routerbench(tmp_path, gaps=False)).drop(columns=['sample_id', 'eval_name'])
+    for name in ['hellaswag_val.parquet', 'hellaswag_val.pkl']:
+        p = tmp_path / name
+        src.to_parquet(p) if name.endswith('.parquet') else src.to_pickle(p)
+        t = read_outcomes(import_outcomes('routerbench', [p], tmp_path / f'{name}.csv', verbose=False))
+        assert (t.datasets, t.splits, len(t)) == (['hellaswag'], ['val'], 5)
+        assert query_id('hellaswag', 'question 0?') in t.query_order()
+
+
+# --- mixture: several RouterDC benchmarks as one routing problem ---------------------------------------------
+
+def _release(d, files):
+    "RouterDC-like JSON files {name: [(question, {model: score})]} in folder d"
+    for n, recs in files.items(): (d / n).write_text(json.dumps([{"question": q, "scores": s} for q, s in recs]))
+    return [d / n for n in files]
+
+
+def test_mixture_pools_two_tasks_and_an_ood_block(tmp_path):
+    "Each task's rule of correctness, unique ids across tasks, the OOD block test-only, task and block kept through a file"
+    fs = _release(tmp_path, {
+        # sampled (fraction of 10): solved at score >= 0.5
+        'gsm8k-train.json': [("Same text?", {"m1": 0.4, "m2": 0.5}), ("Two plus two?", {"m1": 0.9, "m2": 0.1})],
+        'gsm8k-test.json': [("Three plus three?", {"m1": 0.5, "m2": 0.4})],
+        # log-likelihood: solved when the value is above 0, however small
+        'mmlu_train.json': [("Same text?", {"m1": 0.01, "m2": 0.0})],
+        'mmlu_test.json': [("Capital of France?", {"m1": 0.0, "m2": 0.2})],
+        # MATH (0/1) and ARC-Easy (has a train file, held out by name): the OOD block
+        'MATH_prealgebra.json': [("1/2 + 1/4?", {"m1": 1, "m2": 0})],
+        'arc_easy_train.json': [("Which is a metal?", {"m1": 0.3, "m2": 0.0})],
+        'arc_easy_test.json': [("Which is a gas?", {"m1": 0.0, "m2": 0.7})]})
+    with pytest.warns(UserWarning, match="1 question text appears in several tasks"):
+        out = import_outcomes('mixture', fs, tmp_path / 'mix.csv', ood=['arc_easy'], join=False, verbose=False)
+    t = read_outcomes(out)
+    assert t.datasets == ['mixture'] and t.tasks == ['arc_easy', 'gsm8k', 'math_prealgebra', 'mmlu']
+    q = t.df.drop_duplicates('query_id')
+    assert len(q) == 7 and sorted(q.task[q.question == 'Same text?']) == ['gsm8k', 'mmlu']   # one text, two tasks, two ids
+    assert 'Which is a metal?' not in set(q.question)                      # the OOD task's train file is left out
+    blk = t.per_query('block').groupby(t.per_query('task')).first().to_dict()
+    assert blk == {'arc_easy': 'ood', 'gsm8k': 'in', 'math_prealgebra': 'ood', 'mmlu': 'in'}
+    assert set(t.df.split[t.df.block == 'ood']) == {'test'}
+    C = t.correct().set_axis(t.per_query('task') + ':' + t.questions())
+    assert C.to_dict('index') == {
+        'gsm8k:Same text?': {'m1': 0, 'm2': 1}, 'gsm8k:Two plus two?': {'m1': 1, 'm2': 0}, 'gsm8k:Three plus three?': {'m1': 1, 'm2': 0},
+        'mmlu:Same text?': {'m1': 1, 'm2': 0}, 'mmlu:Capital of France?': {'m1': 0, 'm2': 1},
+        'math_prealgebra:1/2 + 1/4?': {'m1': 1, 'm2': 0}, 'arc_easy:Which is a gas?': {'m1': 0, 'm2': 1}}
+    # the pooled table needs no global threshold: maj_correct carries each task's rule
+    assert (t.correct(threshold=0.95).to_numpy() == t.correct().to_numpy()).all()
+    assert t.df.maj_correct.notna().all()
+    # task-oracle: each task's best model chosen on train, routed by the known task
+    best = t.best_by_task('train')
+    assert best == {'gsm8k': 'm1', 'mmlu': 'm1'}
+    with pytest.raises(InputError, match=r"no model for task\(s\) \['arc_easy', 'math_prealgebra'\]"):
+        t.task_choices(best, 'test')
+    assert t.task_choices(best, 'test', default='m2').tolist() == [t.models.index(best.get(k, 'm2')) for k in t.per_query('task', 'test')]
+
+
+def test_mixture_bad_input(tmp_path):
+    fs = _release(tmp_path, {'humaneval_train.json': [("def f(): ...", {"m1": 0.2, "m2": 0.8})],
+                             'humaneval.json': [("def g(): ...", {"m1": 0.2, "m2": 0.8})],
+                             'mbpp.json': [("Sort a list.", {"m1": 1.0, "m2": 0.0})]})
+    with pytest.raises(InputError, match=r"humaneval.json: field 'split': no split in the file name of in-distribution task 'humaneval'"):
+        import_outcomes('mixture', fs, tmp_path / 'o.parquet', verbose=False)
+    with pytest.raises(InputError, match=r"ood task\(s\) \['gsm8k'\] have no file"):
+        import_outcomes('mixture', fs[::2], tmp_path / 'o.parquet', ood=['gsm8k'], verbose=False)
+    with pytest.raises(InputError, match="no in-distribution task"):
+        import_outcomes('mixture', fs[2:], tmp_path / 'o.parquet', verbose=False)
+    with pytest.raises(InputError, match=r"--drop-incomplete \(drop_incomplete in Python\) do not apply to --format mixture"):
+        import_outcomes('mixture', fs[::2], tmp_path / 'o.parquet', drop_incomplete=True, verbose=False)
+    assert not (tmp_path / 'o.parquet').exists()
+    t = read_outcomes(import_outcomes('mixture', fs[::2], tmp_path / 'o.parquet', verbose=False))
+    assert t.per_query('block').to_dict() == {t.df.query_id[t.df.task == k].iloc[0]: b for k, b in [('humaneval', 'in'), ('mbpp', 'ood')]}
+
+
+@needs_data
+def test_mixture_real_code_tasks(tmp_path):
+    "HumanEval (train/test) with MBPP and JavaScript held out: counts and accuracies as each file imported alone"
+    names = ['humaneval_train.json', 'humaneval_test.json', 'mbpp.json', 'javascript.json']
+    t = read_outcomes(import_outcomes('mixture', [ROUTERDC / n for n in names], tmp_path / 'code.parquet', verbose=False))
+    n = t.df.drop_duplicates('query_id').groupby(['task', 'block', 'split']).size().to_dict()
+    assert n == {('humaneval', 'in', 'test'): 49, ('humaneval', 'in', 'train'): 115, ('javascript', 'ood', 'test'): 164,
+                 ('mbpp', 'ood', 'test'): 499}
+    alone = read_outcomes(import_outcomes('routerdc', [ROUTERDC / 'mbpp.json'], tmp_path / 'mbpp.parquet', verbose=False))
+    assert t.task_accuracy(split='test').loc['mbpp'].to_dict() == alone.accuracy().to_dict()
