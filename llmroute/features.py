@@ -4,15 +4,17 @@
 
 # %% ../nbs/06_features.ipynb #5b83ed52
 from __future__ import annotations
-import hashlib, io, json
+import hashlib, io, json, os, pickle, shutil, tempfile
 from pathlib import Path
 import numpy as np, scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
+from fastcore.basics import patch
 from .core import InputError, atomic_write, cache_dir
 
 # %% auto #0
 __all__ = ['check_texts', 'TfidfFeaturizer', 'text_key', 'model_key', 'default_embedding_model', 'EmbeddingFeaturizer',
-           'ConcatFeaturizer']
+           'content_key', 'distill_static', 'StaticEmbeddingFeaturizer', 'ConcatFeaturizer', 'save_featurizer',
+           'load_featurizer']
 
 # %% ../nbs/06_features.ipynb #3ff69e66
 def check_texts(texts, # the query texts: a list, tuple, array or pandas Series of str
@@ -189,6 +191,108 @@ class EmbeddingFeaturizer:
         d = self.__dict__.copy(); d.update(_st=None, _mem={}, _loaded=set(), _cache_path=None)  # never pickle the encoder or the cache
         return d
 
+# %% ../nbs/06_features.ipynb #787638f1
+@patch
+def encode(self:EmbeddingFeaturizer, texts, # texts to embed
+          )->np.ndarray:
+    "(n, dim) float32 embeddings computed now, without the cache (for serving: each text is new)"
+    texts = check_texts(texts)
+    if not texts: return np.zeros((0, self.dim), np.float32)
+    return self._encoder().encode(texts, batch_size=self.batch_size, convert_to_numpy=True, normalize_embeddings=self.normalize,
+                                  show_progress_bar=False).astype(np.float32)
+
+# %% ../nbs/06_features.ipynb #ff2e151d
+def content_key(model, # a local model folder (or a hub id, hashed as a name)
+                *extra, # more values that change the result (parameters, versions)
+               )->str:
+    "A short hash of a local folder's file names and contents (or of an id) and `extra`"
+    h, p = hashlib.sha1(), Path(str(model)).expanduser()
+    if p.is_dir():
+        for f in sorted(f for f in p.rglob('*') if f.is_file() and not f.name.startswith('.')):
+            h.update(str(f.relative_to(p)).encode() + b'\x1f')
+            with open(f, 'rb') as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b''): h.update(chunk)
+    else: h.update(str(model).encode())
+    h.update(json.dumps([str(e) for e in extra]).encode())
+    return h.hexdigest()[:16]
+
+# %% ../nbs/06_features.ipynb #158c392d
+def distill_static(model=None, # a local sentence-transformers folder (default: the local MiniLM)
+                   pca_dims:int=256, # vector size after PCA
+                  )->Path:
+    "The folder of a model2vec static model distilled from `model`, distilled once and cached by content hash"
+    import model2vec
+    model = str(model) if model is not None else default_embedding_model()
+    dst = cache_dir('static')/content_key(model, pca_dims, model2vec.__version__)
+    if (dst/'model.safetensors').exists(): return dst
+    try: from model2vec.distill import distill
+    except ImportError as e: raise ImportError(f"distilling static embeddings needs model2vec's distillation extras (skeletoken): {e}") from None
+    old = os.environ.get('TQDM_DISABLE'); os.environ['TQDM_DISABLE'] = '1'
+    try: sm = distill(model_name=model, pca_dims=pca_dims)
+    finally:
+        if old is None: os.environ.pop('TQDM_DISABLE', None)
+        else: os.environ['TQDM_DISABLE'] = old
+    tmp = Path(tempfile.mkdtemp(dir=dst.parent, prefix=f'.{dst.name}.'))
+    sm.save_pretrained(str(tmp))
+    try: os.replace(tmp, dst)                       # atomic: a second process that distilled too keeps the first copy
+    except OSError: shutil.rmtree(tmp, ignore_errors=True)
+    return dst
+
+# %% ../nbs/06_features.ipynb #5011ef6b
+class StaticEmbeddingFeaturizer:
+    "Static (model2vec) embeddings distilled from a sentence encoder: a token-vector mean, under a millisecond a text"
+    def __init__(self,
+                 model=None, # the sentence-transformers folder to distill (default: the local MiniLM)
+                 pca_dims:int=256, # vector size
+                 normalize:bool=True, # unit-length embeddings
+                 static_dir=None, # an already distilled model2vec folder to use instead of distilling
+                ):
+        self.model = str(model) if model is not None else default_embedding_model()
+        self.pca_dims,self.normalize = pca_dims,normalize
+        self.static_dir = None if static_dir is None else str(static_dir)
+        self._sm = None
+
+    def _static(self):
+        if self._sm is None:
+            from model2vec import StaticModel
+            self._sm = StaticModel.from_pretrained(self.static_dir or str(distill_static(self.model, self.pca_dims)))
+        return self._sm
+
+    def fit(self, texts=None, y=None):
+        "Nothing to learn: the vectors are distilled from a pre-trained encoder"
+        return self
+
+    def transform(self, texts, # texts to embed
+                 )->np.ndarray:
+        "(n, pca_dims) float32 embeddings"
+        texts = check_texts(texts)
+        if not texts: return np.zeros((0, self.dim), np.float32)
+        E = np.asarray(self._static().encode(texts, show_progress_bar=False), np.float32)
+        if self.normalize: E /= np.maximum(np.linalg.norm(E, axis=1, keepdims=True), 1e-12)
+        return E
+
+    def fit_transform(self, texts, y=None)->np.ndarray:
+        "Same as `transform`"
+        return self.transform(texts)
+
+    encode = transform
+
+    @property
+    def dim(self)->int:
+        "The embedding size"
+        return int(self._static().dim)
+
+    def __getstate__(self):
+        d = self.__dict__.copy(); d['_sm'] = None   # the vectors are saved beside the pickle (`_save_extra`) or re-read
+        return d
+
+    def _save_extra(self, path):
+        "Write the static model into `path/static`, so a saved featurizer needs neither the source encoder nor the cache"
+        self._static().save_pretrained(str(Path(path)/'static'))
+
+    def _load_extra(self, path):
+        self.static_dir, self._sm = str(Path(path)/'static'), None
+
 # %% ../nbs/06_features.ipynb #a3531682
 class ConcatFeaturizer:
     "The columns of several featurizers side by side, each scaled by a weight"
@@ -221,3 +325,22 @@ class ConcatFeaturizer:
         "fit, then transform the same texts (each part featurizes them once)"
         texts = check_texts(texts)
         return self._join([f.fit_transform(texts) for f in self.featurizers])
+
+# %% ../nbs/06_features.ipynb #c67d2b0c
+def save_featurizer(featurizer, # a fitted featurizer
+                    path, # a folder (created)
+                   )->Path:
+    "Write `featurizer.pkl` (and what the featurizer keeps beside it) into the folder `path`"
+    path = Path(path); path.mkdir(parents=True, exist_ok=True)
+    if hasattr(featurizer, '_save_extra'): featurizer._save_extra(path)
+    atomic_write(path/'featurizer.pkl', pickle.dumps(featurizer, protocol=5))
+    return path
+
+def load_featurizer(path, # a folder written by `save_featurizer`
+                   ):
+    "The featurizer saved in `path` (only from trusted folders: this unpickles)"
+    path = Path(path)
+    if not (path/'featurizer.pkl').exists(): raise InputError("not a saved featurizer (no featurizer.pkl)", file=path)
+    f = pickle.loads((path/'featurizer.pkl').read_bytes())
+    if hasattr(f, '_load_extra'): f._load_extra(path)
+    return f
