@@ -14,7 +14,7 @@ SAMPLE_ARGS ?=
 # JupyterLab's port (make lab PORT=8899)
 PORT ?= 8888
 
-.PHONY: install test test-slow study sample lab bench bench-gpu export readme notebooks check-sync
+.PHONY: install test test-slow study sample lab bench bench-gpu export readme notebooks check-sync test-vllm
 
 install: $(VENV)/.installed
 
@@ -59,6 +59,15 @@ test: check-sync
 test-slow: export OMP_NUM_THREADS=1
 test-slow: install
 	$(BIN)/nbdev_test --flags slow --do_print --timing --n_workers 2
+
+# opt-in, not in CI: the vllm engine on the CPU with a tiny Llama, in its own venv (.venv-vllm; vLLM pins its own torch)
+test-vllm: export HF_HUB_OFFLINE=1
+test-vllm: export TRANSFORMERS_OFFLINE=1
+test-vllm: export HF_DATASETS_OFFLINE=1
+test-vllm: export OMP_NUM_THREADS=1
+test-vllm: install
+	@[ -x .venv-vllm/bin/python ] || bash tools/vllm_env.sh .venv-vllm
+	LLMROUTE_VLLM_PYTHON=$(CURDIR)/.venv-vllm/bin/python $(BIN)/python -m pytest tests/test_vllm.py -q -p no:cacheprovider
 
 # the default study: RouterDC outcomes of GSM8K and MMLU through nbs/run_study.ipynb (papermill)
 study: install

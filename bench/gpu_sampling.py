@@ -1,16 +1,22 @@
-"""GPU benchmark: decoding speed of a 7B-shaped Llama in nf4 and bf16 against the memory-bandwidth bound.
+"""GPU benchmark: decoding speed of every sampling engine on a 7B-shaped Llama, against the weight-bandwidth bound.
 
-The model has Llama-2-7B's shape (32 layers, width 4096, MLP 11008, vocab 32000) and random weights built from its
-config on the GPU, so nothing is downloaded. It is saved once to a temporary folder and loaded through
-`llmroute.sampling.load_model` (the same path as real runs) in nf4 and in bf16. Each arm generates fixed-length
-outputs (min_new_tokens = max_new_tokens, greedy), and the decode time (total minus a prefill-only call) gives
-tokens per second. The bound: a decoding step reads every weight once (the embedding table excepted: a lookup reads
-one row), so steps/s <= HBM bandwidth / weight bytes, and tokens/s <= batch * that. The script prints the bound
-for the card's nominal bandwidth and for the bandwidth of a large device-to-device copy it measures.
-Run once, not a test:   python bench/gpu_sampling.py [--batch 1 16] [--tokens 128] [--layers 32]
+The model has Llama-2-7B's shape (32 layers, width 4096, MLP 11008; the vocabulary of SmolLM2's tokenizer, 49,152,
+whose tokenizer is saved beside it so that every engine can load the folder) and random weights built on the GPU,
+so nothing is downloaded. It is saved once to a temporary folder and loaded through the project's own paths:
+- `hf` (static batches, `llmroute.sampling.load_model` + `generate`), nf4 and bf16: fixed-length greedy outputs; the
+  decode time (total minus a prefill-only call) gives tokens per second;
+- `hf-cb` (`llmroute.sampling.HFCBEngine`, continuous batching, paged attention), nf4 and bf16: `batch` requests of
+  `tokens` new tokens each (no end-of-sequence token, so every request runs to the cap), tokens per second over the
+  whole run (prefill of the short prompts included);
+- `vllm` (`llmroute.sampling.VLLMEngine`, in its own environment: set LLMROUTE_VLLM_PYTHON, see tools/vllm_env.sh),
+  bf16 and bitsandbytes nf4, the same requests, timed from the engine's ready signal.
+The bound: a decoding step reads every weight once (the embedding table excepted: a lookup reads one row), so
+steps/s <= HBM bandwidth / weight bytes, and tokens/s <= batch * that. The script prints the bound for the card's
+nominal bandwidth and for the bandwidth of a large device-to-device copy it measures.
+Run once, not a test:   python bench/gpu_sampling.py [--batch 1 16 64] [--tokens 128] [--layers 32] [--engines hf hf-cb vllm]
 Without CUDA it says so and exits with status 0.
 """
-import argparse, gc, json, sys, tempfile, time
+import argparse, gc, json, os, sys, tempfile, time
 import torch
 
 NOMINAL_GBS = {'H200': 4800, 'H100 SXM': 3350, 'H100 80GB HBM3': 3350, 'H100 PCIe': 2000, 'H100 NVL': 3900,
@@ -52,47 +58,92 @@ def timed_generate(model, ids, new_tokens:int)->float:
                        min_new_tokens=new_tokens, do_sample=False, pad_token_id=0)
     torch.cuda.synchronize(); return time.perf_counter() - t
 
+def units_for(b:int, prompt:int, tokens:int, vocab:int):
+    "b work units of random prompts, one sample each, no end-of-sequence token (every request runs `tokens` long)"
+    from llmroute.sampling import WorkUnit
+    g = torch.Generator().manual_seed(b)
+    return [WorkUnit(f"q{i}", '', torch.randint(3, vocab, (prompt,), generator=g).tolist(), 1, i, tokens, (), ())
+            for i in range(b)]
+
+def engine_tokens_per_s(engine, units)->float:
+    "Generated tokens per second of one engine run over the units"
+    torch.cuda.synchronize(); t = time.perf_counter(); tot = 0; wall = 0.0
+    for _, o, lat, _ in engine.run(units, 0.7): tot += sum(o['new_tokens']); wall += lat
+    torch.cuda.synchronize()
+    return tot / max(wall if engine.name == 'vllm' else time.perf_counter() - t, 1e-9)
+
+def bounds(b, wb, res):
+    return {k: round(b*gbs*1e9/wb, 1) for k, gbs in (('nominal', res['nominal_gbs']), ('copy', res['copy_gbs'])) if gbs}
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('--batch', type=int, nargs='+', default=[1, 16])
+    ap.add_argument('--batch', type=int, nargs='+', default=[1, 16, 64])
     ap.add_argument('--tokens', type=int, default=128, help='new tokens per sequence (forced)')
     ap.add_argument('--prompt', type=int, default=64, help='prompt length in tokens')
     ap.add_argument('--layers', type=int, default=32, help='fewer for a quick check')
     ap.add_argument('--arms', nargs='+', default=['4bit', 'none'], choices=['4bit', 'none'])
+    ap.add_argument('--engines', nargs='+', default=['hf', 'hf-cb', 'vllm'], choices=['hf', 'hf-cb', 'vllm'])
+    ap.add_argument('--json', default=None, help='also write the figures to this file')
     a = ap.parse_args()
     if not torch.cuda.is_available():
         print("gpu_sampling: no CUDA device here; this benchmark needs a GPU (nothing was measured)."); return 0
     from transformers import LlamaConfig, LlamaForCausalLM
-    from llmroute.sampling import load_model
+    from llmroute.sampling import load_model, load_tokenizer, model_spec, make_engine, compute_dtype
     name = torch.cuda.get_device_name(0)
-    cfg = LlamaConfig(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=a.layers,
-                      num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=4096)
+    tok = load_tokenizer('smollm2-135m')
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=4096, intermediate_size=11008, num_hidden_layers=a.layers,
+                      num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=4096,
+                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     res = dict(device=name, torch=torch.__version__, layers=a.layers, prompt=a.prompt, new_tokens=a.tokens,
-               nominal_gbs=nominal_bandwidth(name), copy_gbs=round(copy_bandwidth(), 1), arms={})
+               nominal_gbs=nominal_bandwidth(name), copy_gbs=round(copy_bandwidth(), 1), dtype=str(compute_dtype('cuda')), engines={})
     with tempfile.TemporaryDirectory() as d:
         torch.manual_seed(0)
         t = time.perf_counter()
-        with torch.device('cuda'): m = LlamaForCausalLM(cfg).to(torch.bfloat16)
-        m.save_pretrained(d); del m; gc.collect(); torch.cuda.empty_cache()
+        with torch.device('cuda'): m = LlamaForCausalLM(cfg).to(compute_dtype('cuda'))
+        m.save_pretrained(d); tok.save_pretrained(d); del m; gc.collect(); torch.cuda.empty_cache()
         res['build_s'] = round(time.perf_counter() - t, 1)
-        for arm in a.arms:
-            t = time.perf_counter(); model = load_model(d, quantize=arm, device_map='cuda'); load_s = time.perf_counter() - t
-            wb = weight_bytes(model)
-            out = dict(load_s=round(load_s, 1), weight_gb=round(wb/1e9, 3), batches={})
-            for b in a.batch:
-                ids = torch.randint(3, 32000, (b, a.prompt), device='cuda', generator=torch.Generator('cuda').manual_seed(b))
-                timed_generate(model, ids, 2)                                   # warm-up
-                total, prefill = timed_generate(model, ids, a.tokens), timed_generate(model, ids, 1)
-                decode = max(total - prefill, 1e-9)
-                steps_s = (a.tokens - 1)/decode
-                bound = {k: round(b*gbs*1e9/wb, 1) for k, gbs in (('nominal', res['nominal_gbs']), ('copy', res['copy_gbs'])) if gbs}
-                out['batches'][b] = dict(tokens_per_s=round(b*steps_s, 1), ms_per_step=round(1e3/steps_s, 2),
-                                         bound_tokens_per_s=bound,
-                                         fraction_of_copy_bound=round(b*steps_s/bound['copy'], 3),
-                                         peak_mem_gb=round(torch.cuda.max_memory_allocated()/1e9, 2))
-            res['arms']['nf4' if arm == '4bit' else 'bf16'] = out
-            del model; gc.collect(); torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
+        spec = model_spec(d)
+        for eng in a.engines:
+            if eng == 'vllm' and not os.environ.get('LLMROUTE_VLLM_PYTHON'):
+                res['engines']['vllm'] = 'skipped: set LLMROUTE_VLLM_PYTHON (tools/vllm_env.sh with VLLM_PACKAGE=vllm)'; continue
+            for arm in a.arms:
+                key = f"{eng}/{'nf4' if arm == '4bit' else 'bf16'}"
+                try:
+                    out = dict(batches={})
+                    if eng == 'hf':
+                        t = time.perf_counter(); model = load_model(d, quantize=arm); out['load_s'] = round(time.perf_counter() - t, 1)
+                        wb = weight_bytes(model); out['weight_gb'] = round(wb/1e9, 3)
+                        for b in a.batch:
+                            ids = torch.randint(3, cfg.vocab_size, (b, a.prompt), device='cuda', generator=torch.Generator('cuda').manual_seed(b))
+                            timed_generate(model, ids, 2)                                   # warm-up
+                            total, prefill = timed_generate(model, ids, a.tokens), timed_generate(model, ids, 1)
+                            steps_s = (a.tokens - 1)/max(total - prefill, 1e-9)
+                            bd = bounds(b, wb, res)
+                            out['batches'][b] = dict(tokens_per_s=round(b*steps_s, 1), ms_per_step=round(1e3/steps_s, 2), bound_tokens_per_s=bd,
+                                                     fraction_of_copy_bound=round(b*steps_s/bd['copy'], 3),
+                                                     peak_mem_gb=round(torch.cuda.max_memory_allocated()/1e9, 2))
+                        del model
+                    else:
+                        e = make_engine(eng, spec, arm, vllm_args=dict(gpu_memory_utilization=0.8, dtype='auto'))
+                        if eng == 'hf-cb':
+                            e.load(); wb = weight_bytes(e.model); out['weight_gb'] = round(wb/1e9, 3)
+                        else:
+                            probe = load_model(d, quantize=arm); wb = weight_bytes(probe); del probe; gc.collect(); torch.cuda.empty_cache()
+                        engine_tokens_per_s(e, units_for(1, a.prompt, 4, cfg.vocab_size))       # warm-up (vllm: a start)
+                        for b in a.batch:
+                            tps = engine_tokens_per_s(e, units_for(b, a.prompt, a.tokens, cfg.vocab_size))
+                            bd = bounds(b, wb, res)
+                            out['batches'][b] = dict(tokens_per_s=round(tps, 1), bound_tokens_per_s=bd,
+                                                     fraction_of_copy_bound=round(tps/bd['copy'], 3),
+                                                     peak_mem_gb=round(torch.cuda.max_memory_allocated()/1e9, 2))
+                        del e
+                    res['engines'][key] = out
+                except Exception as err:                                                    # one arm failing does not lose the others
+                    res['engines'][key] = f"failed: {type(err).__name__}: {str(err)[:300]}"
+                gc.collect(); torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
     print(json.dumps(res, indent=1))
+    if a.json:
+        with open(a.json, 'w') as f: f.write(json.dumps(res, indent=1) + '\n')
     return 0
 
 if __name__ == '__main__': sys.exit(main())

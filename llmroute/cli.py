@@ -16,13 +16,19 @@ def _cmd_sample(a):
     from llmroute import sampling
     kw = dict(split=a.split, limit=a.limit, n_samples=a.n_samples, max_new_tokens=a.max_new_tokens,
               batch_size=a.batch_size, shard=a.shard, quantize=a.quantize, seed=a.seed,
-              temperature=a.temperature, mode=a.mode)
+              temperature=a.temperature, mode=a.mode, engine=a.engine, num_blocks=a.num_blocks,
+              max_batch_tokens=a.max_batch_tokens, wait=a.wait)
     if a.notebook:
         key = sampling.model_spec(a.model).key
         i, n = sampling.parse_shard(a.shard)
         nb = Path(a.notebook_dir)/(f"sample-{a.dataset}-{key}" + (f"-shard{i}of{n}" if n > 1 else '') + '.ipynb')
         return sampling.sample_notebook(a.dataset, a.model, nb, out=a.out, **kw)
     return sampling.sample_dataset(a.dataset, a.model, a.out, **kw)
+
+def _cmd_repair(a):
+    from llmroute.sampling import repair_duplicates
+    for d in a.dirs:
+        for shard, n in repair_duplicates(d, wait=a.wait).items(): print(f"{shard}: dropped {n} duplicate records")
 
 def _cmd_label(a):
     from llmroute.outcomes import label_runs
@@ -84,10 +90,20 @@ def build_parser()->argparse.ArgumentParser:
     s.add_argument('--seed', type=int, default=0, help='base seed; each query and sample derive their own from it')
     s.add_argument('--temperature', type=float, default=0.7, help='sampling temperature (default 0.7, as the paper)')
     s.add_argument('--mode', default=None, choices=['chat', 'fewshot'], help="prompting mode (default: the model's own: chat models zero-shot CoT, base models few-shot)")
+    s.add_argument('--engine', default='hf', choices=['hf', 'hf-cb', 'vllm'],
+                   help="hf: static batches (reference, CPU); hf-cb: transformers' continuous batching (GPU); vllm: vLLM in its own venv (tools/vllm_env.sh, LLMROUTE_VLLM_PYTHON)")
+    s.add_argument('--num-blocks', type=int, default=None, help='hf-cb: KV-cache blocks (default: from free GPU memory; 1 GB on the CPU)')
+    s.add_argument('--max-batch-tokens', type=int, default=None, help='hf-cb: most tokens per forward pass')
+    s.add_argument('--wait', action='store_true', help='if another process writes this shard, wait for it instead of stopping')
     s.add_argument('--out', required=True, help='output root; records go to OUT/<dataset>/<model>/')
     s.add_argument('--notebook', action='store_true', help='run through the papermill template nbs/run_sample.ipynb')
     s.add_argument('--notebook-dir', default='papermill_runs', help='where --notebook keeps the executed notebook')
     s.set_defaults(func=_cmd_sample)
+
+    rp = sub.add_parser('repair-samples', help='keep the first record of each query in sample shards that hold a query twice')
+    rp.add_argument('dirs', nargs='+', help='sample folders (or shards) written by `llmroute sample`')
+    rp.add_argument('--wait', action='store_true', help="wait for a shard's writer instead of stopping")
+    rp.set_defaults(func=_cmd_repair)
 
     l = sub.add_parser('label', help='label sample folders into an outcomes table')
     l.add_argument('dirs', nargs='+', help='sample folders written by `llmroute sample`')
