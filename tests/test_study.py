@@ -42,17 +42,22 @@ def test_end_to_end(small_csv, tmp_path):
     assert r.loc['auto', 'gain_ci_low'] > 0 and r.loc['auto', 'gap_closed'] > 0.5
     assert r.loc['oracle', 'gap_closed'] == 1.0
     assert r.mean_latency_s.isna().all() and r.mean_cost.isna().all()   # no latency or cost in the data: none invented
-    for f in ['routing_results_toy.csv', 'subset_oracles.csv', 'study.json', 'toy-accuracy_latency.png', 'toy-models.png',
-              'toy-gains.png', 'toy-cluster_stability.png']:
+    for f in ['routing_results_toy.csv', 'subset_oracles.csv', 'study.json', 'toy-routing_shares.png', 'toy-models.png',
+              'toy-gains.png', 'toy-cluster_stability.png', 'routing_shares.csv', 'auto_selection.csv']:
         assert (tmp_path/'a'/f).stat().st_size > 0, f
     assert len(pd.read_csv(tmp_path/'a'/'subset_oracles.csv')) == 7
     paper = pd.read_csv(tmp_path/'a'/'routing_results_toy.csv')
     assert list(paper.columns) == ['method', 'accuracy', 'latency_correct_s'] and 'Oracle' in set(paper.method)
+    # the paper's P3/P4 as coded and the closest-confidence variant, each labelled
+    labels = ' '.join(paper.method)
+    assert "P3 Prediction as the paper's code applies it" in labels and 'P3 variant: the model closest' in labels
+    assert not (tmp_path/'a'/'toy-accuracy_latency.png').exists()   # no latency: the routing shares instead
     pd.testing.assert_frame_equal(res.reset_index(drop=True), on_disk, check_dtype=False, atol=1e-4)
 
 def test_deterministic(small_csv, tmp_path):
     for d in 'ab': run_study(small_csv, 'toy', tmp_path/d, n_boot=200, n_clusters=8, figures=False)
-    for f in ['results.csv', 'methods.csv', 'routing_results_toy.csv', 'study.json', 'tradeoff_curves.csv', 'cluster_stability.csv']:
+    for f in ['results.csv', 'methods.csv', 'routing_results_toy.csv', 'study.json', 'tradeoff_curves.csv', 'cluster_stability.csv',
+              'auto_selection.csv', 'routing_shares.csv']:
         assert (tmp_path/'a'/f).read_bytes() == (tmp_path/'b'/f).read_bytes(), f
 
 def test_latency_from_data(tmp_path):
@@ -98,6 +103,17 @@ def test_study_notebook(small_csv, tmp_path):
     first = nb.read_bytes()
     study_notebook(small_csv, 'toy', tmp_path/'out', nb, n_boot=100, n_clusters=8)
     assert nb.read_bytes() == first
+    assert nbformat.read(nb, as_version=4).metadata.papermill['input_path'] == 'nbs/run_study.ipynb'   # relative to the checkout
+
+def test_study_notebook_names_no_machine_path(small_csv, tmp_path, monkeypatch):
+    "Outcomes in the cache are passed as cache:<path>; the executed notebook does not name the cache folder"
+    import shutil
+    monkeypatch.setenv('LLMROUTE_CACHE_DIR', str(tmp_path/'cache'))
+    from llmroute.core import cache_dir
+    f = cache_dir('study')/'toy.csv'; shutil.copy(small_csv, f)
+    nb = study_notebook(f, "toy", tmp_path/"out", tmp_path/"study-toy.ipynb", n_boot=100, n_clusters=8)
+    text = nb.read_text()
+    assert '"cache:study/toy.csv"' in text and str(tmp_path/'cache') not in text
 
 def test_choices_never_look_at_test(tmp_path):
     "Shuffling the test labels changes test accuracies but neither the best single model of val nor `auto`'s choice"
@@ -113,3 +129,30 @@ def test_choices_never_look_at_test(tmp_path):
     assert (ja['best_single_on_val'], ja['auto_choice']) == (jb['best_single_on_val'], jb['auto_choice'])
     ra, rb = (pd.read_csv(tmp_path/n/'results.csv').set_index('method') for n in 'ab')
     assert ra.loc['auto', 'accuracy'] != rb.loc['auto', 'accuracy']   # the test labels did change
+
+def test_crossfit_scores_the_whole_test_file(small_csv, tmp_path):
+    "val_from='test' cross-fits: both halves of the 48 test queries are scored, each by choices made on the other"
+    r = run_study(small_csv, 'toy', tmp_path/'x', n_boot=100, n_clusters=8, val_from='test', figures=False)
+    info = json.loads((tmp_path/'x'/'study.json').read_text())
+    assert info['crossfit'] and info['n_scored'] == 48 and (r.n_test == 48).all()
+    assert [f['n_val'] + f['n_test'] for f in info['folds']] == [48, 48]
+    one = run_study(small_csv, 'toy', tmp_path/'y', n_boot=100, n_clusters=8, val_from='test', crossfit=False, figures=False)
+    assert (one.n_test < 48).all()
+
+def test_no_signal_router_is_not_auto(tmp_path):
+    "Outcomes independent of the question: no router can route, and `auto` keeps the best single model of val"
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(600):
+        q = f"Question {i}: what is {rng.integers(1000)} {rng.choice(['apples', 'rivers', 'kings', 'atoms'])} about?"
+        for m, p in zip(MODELS, (0.7, 0.6, 0.5)):
+            rows.append(dict(query_id=f"q{i:04d}", question=q, model=m, score=float(rng.random() < p),
+                             split='test' if i % 5 == 4 else 'train'))
+    f = tmp_path/'noise.csv'; pd.DataFrame(rows).to_csv(f, index=False)
+    run_study(f, 'noise', tmp_path/'s', n_boot=100, n_clusters=8, val_from='test', figures=False)
+    info = json.loads((tmp_path/'s'/'study.json').read_text())
+    assert info['auto_per_fold'] == info['best_single_per_fold'], info['auto_per_fold']
+    sel = pd.read_csv(tmp_path/'s'/'auto_selection.csv')
+    # scored in sample, as before the fix, some safe router would have looked at least as good as the best single model
+    first = sel.groupby('fold').head(1).set_index('fold').val_accuracy
+    assert any((sel[sel.fold == k].val_accuracy.iloc[1:] > first[k]).any() for k in first.index)
