@@ -390,8 +390,11 @@ class _Sweep:
             tr, va = _holdout(X.shape[0], self.val_frac, self.seed)
             Xt, Tt, Xv, Cv = X[tr], T[tr], X[va], C[va]
         self.sweep_ = {}
-        for v in values:
-            if v > Xt.shape[0]: continue
+        fits = [v for v in values if v <= Xt.shape[0]]
+        if not fits:   # fewer rows than the smallest candidate: a shorter sweep, the one value the rows allow
+            if Xt.shape[0] < 1: raise InputError("no training rows to fit on", field='X')
+            fits = [Xt.shape[0]]
+        for v in fits:
             fit_one(Xt, Tt, int(v))
             self.sweep_[int(v)] = _acc(self._default_route(Xv), Cv)
         best = max(self.sweep_, key=lambda v: (self.sweep_[v], -v))  # ties: the smaller

@@ -4,18 +4,21 @@
 
 # %% ../nbs/09_study.ipynb #de32e9d8
 from __future__ import annotations
-import json, os, time
+import json, os, time, warnings
 from pathlib import Path
 import numpy as np, pandas as pd
-from .core import InputError, atomic_write, write_json, repo_root, data_dir, cache_dir, seeded_split
+from .core import InputError, NotebookError, atomic_write, write_json, repo_root, data_dir, cache_dir, seeded_split, run_notebook
 from .evaluation import *
+from .costs import cost_quality, cost_figure, pool_subsets, short_names
 
 # %% auto #0
-__all__ = ['FINETUNE', 'POLICY_LABELS', 'PAPER_ROWS', 'RESULTS_COLUMNS', 'FAMILY_ORDER', 'ROUTERDC_FILES', 'study_table',
-           'split_arrays', 'default_featurizers', 'route_methods', 'stability_table', 'default_routers',
-           'finetune_name', 'default_text_routers', 'default_policies', 'paper_table', 'study_setup', 'study_baselines',
-           'study_routers', 'study_selection', 'routing_shares', 'study_outputs', 'run_study', 'short_name',
-           'write_figures', 'study_template', 'portable_path', 'resolve_path', 'study_notebook', 'reproduce']
+__all__ = ['FINETUNE', 'POLICY_LABELS', 'PAPER_ROWS', 'RESULTS_COLUMNS', 'SMALL_TEST', 'FAMILY_ORDER', 'ROUTERDC_FILES',
+           'ROUTERBENCH_FILES', 'MIXTURE_OOD', 'DEFAULT_STUDIES', 'study_table', 'split_arrays', 'default_featurizers',
+           'route_methods', 'stability_table', 'default_routers', 'finetune_name', 'default_text_routers',
+           'default_policies', 'paper_table', 'check_study_params', 'study_setup', 'study_baselines', 'study_routers',
+           'study_selection', 'routing_shares', 'study_outputs', 'run_study', 'study_costs', 'study_tasks',
+           'task_table', 'write_figures', 'study_template', 'portable_path', 'resolve_path', 'study_notebook',
+           'default_study_table', 'reproduce']
 
 # %% ../nbs/09_study.ipynb #c199538c
 def study_table(outcomes, # a path to an outcomes file (.parquet, .csv, .jsonl) or an `OutcomeTable`
@@ -31,7 +34,10 @@ def study_table(outcomes, # a path to an outcomes file (.parquet, .csv, .jsonl) 
     elif isinstance(outcomes, (str, os.PathLike)): ot = read_outcomes(outcomes)
     else: raise InputError(f"outcomes must be a file path or an OutcomeTable, got {type(outcomes).__name__}")
     if dataset is not None:
-        if ot.datasets and dataset not in ot.datasets:
+        if not ot.datasets:
+            raise InputError(f"--dataset {dataset!r} picks one dataset of a table with a `dataset` column, and this table has "
+                             "none (name the study with --name)", file=ot.file, field='dataset')
+        if dataset not in ot.datasets:
             raise InputError(f"dataset {dataset!r} is not in the table; it has {ot.datasets}", file=ot.file, field='dataset')
         if ot.datasets: ot = OutcomeTable(ot.df[ot.df.dataset == dataset], file=ot.file, info=ot.info)
     elif len(ot.datasets) > 1:
@@ -45,7 +51,11 @@ def study_table(outcomes, # a path to an outcomes file (.parquet, .csv, .jsonl) 
         if not before: note = f"split: none in the table; made a seeded split (seed={seed}, val {val_frac:.0%}, test {test_frac:.0%})"
         elif 'train' not in before: note = (f"split: only {'/'.join(before)} in the table, no train; every query re-split, seeded "
                                             f"(seed={seed}, val {val_frac:.0%}, test {test_frac:.0%}; the given split is kept in source_split)")
-        else: note = f"split: {'/'.join(before)} as given; val carved out of train (seed={seed}, {val_frac:.0%} of train)"
+        else:
+            made = [s for s in ('val', 'test') if s not in before]
+            shares = {'val': val_frac, 'test': test_frac}
+            note = f"split: {'/'.join(before)} as given; {' and '.join(made)} carved out of train (seed={seed}, " + \
+                   (f"{shares[made[0]]:.0%}" if len(made) == 1 else ', '.join(f"{m} {shares[m]:.0%}" for m in made)) + " of train)"
     missing = [s for s in ('train', 'val', 'test') if s not in ot.splits]
     if missing: raise InputError(f"too few queries to split: no {missing} queries ({len(ot)} queries in all)", file=ot.file, field='split')
     if val_from == 'test': ot, note = _val_from_test(ot, seed), note.split(';')[0] + "; val redrawn from test: " + \
@@ -195,6 +205,17 @@ RESULTS_COLUMNS = ['dataset', 'method', 'family', 'accuracy', 'ci_low', 'ci_high
 
 def _csv(df:pd.DataFrame, path:Path): atomic_write(path, df.to_csv(index=False, float_format='%.4f', lineterminator='\n'))
 
+SMALL_TEST = 200   # fewer scored test queries than this: the study warns that its intervals are wide
+
+def check_study_params(threshold:float|None=None, # a model solves a query when score >= threshold
+                       n_boot:int|None=None, # bootstrap resamples
+                      ):
+    "InputError (naming the CLI flag) for a threshold outside (0, 1] or fewer than one bootstrap resample"
+    if threshold is not None and not (0 < float(threshold) <= 1):
+        raise InputError(f"threshold (--threshold) must be in (0, 1]: a score is a fraction of samples correct; got {threshold}", field='threshold')
+    if n_boot is not None and int(n_boot) < 1:
+        raise InputError(f"n_boot (--n-boot) must be at least 1; got {n_boot}", field='n_boot')
+
 def study_setup(outcomes, # an outcomes file (.parquet, .csv, .jsonl) or an `OutcomeTable`
                 name:str|None=None, # the study's name (file names, the `dataset` column); default: the table's dataset
                 out='study', # folder for the tables and figures (created)
@@ -206,6 +227,7 @@ def study_setup(outcomes, # an outcomes file (.parquet, .csv, .jsonl) or an `Out
                 crossfit:bool|None=None, # swap val and test halves and report both (default: when val_from='test')
                )->dict:
     "Step 1: the study's state: table, split note, arrays per split, folds (val split, test split), latency and cost"
+    check_study_params(threshold=threshold)
     ot, note = study_table(outcomes, dataset, seed, val_frac, test_frac, val_from)
     crossfit = (val_from == 'test') if crossfit is None else bool(crossfit)
     if crossfit and val_from != 'test':
@@ -218,8 +240,14 @@ def study_setup(outcomes, # an outcomes file (.parquet, .csv, .jsonl) or an `Out
     mc = ot.model_cost()
     cost = np.array([mc[m] for m in models], float) if mc else np.full(K, np.nan)
     if crossfit: note += "; cross-fitted: chosen on each half of the test file, scored on the other, both halves reported"
+    arr = split_arrays(ot, threshold)
+    n_scored = sum(len(arr[t]['ids']) for t in (['test', 'val'] if crossfit else ['test']))
+    if n_scored < SMALL_TEST:
+        msg = (f"only {n_scored} test queries are scored: a 95% interval of an accuracy near 50% is about "
+               f"±{100 / n_scored ** 0.5:.0f} points, so small gains are noise")
+        warnings.warn_explicit(msg, UserWarning, 'llmroute.study', 0); note += f"; {msg}"   # no machine path in the warning
     return dict(ot=ot, note=note, ds=ds or name, name=name, out=out, models=models, threshold=threshold, seed=seed,
-                arr=split_arrays(ot, threshold), folds=[('val', 'test')] + ([('test', 'val')] if crossfit else []),
+                arr=arr, folds=[('val', 'test')] + ([('test', 'val')] if crossfit else []),
                 crossfit=crossfit, lat=lat, lat_src=lat_src, cost=cost)
 
 def _fold(S, f):
@@ -275,13 +303,18 @@ def study_routers(S:dict, # the state after `study_baselines` (updated)
     texts = {s: arr[s]['texts'] for s in ('train', 'val', 'test')}
     jobs += [(rn, make, False, texts) for rn, make in text_routers.items()]
     S.setdefault('stab', None)
+    S['fit_warnings'] = {}   # router -> the distinct warnings its fits raised (kept in study.json, not printed in any order)
     for key, make, soft, X in jobs:
         say(f"  router {key}")
-        for f, (vs, ts) in enumerate(S['folds']):
-            res = route_methods(key, make(), {pn: p() for pn, p in pol_f(lat).items()},
-                                {'train': X['train'], 'val': X[vs], 'test': X[ts]}, _fold(S, f), lat, cost, soft=soft)
-            S['M'][f].update(res['rows']); S['P_val'][f][key] = res['P_val']
-            S['P_test'].setdefault(key, []).append(res['P_test'])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter('always')
+            for f, (vs, ts) in enumerate(S['folds']):
+                res = route_methods(key, make(), {pn: p() for pn, p in pol_f(lat).items()},
+                                    {'train': X['train'], 'val': X[vs], 'test': X[ts]}, _fold(S, f), lat, cost, soft=soft)
+                S['M'][f].update(res['rows']); S['P_val'][f][key] = res['P_val']
+                S['P_test'].setdefault(key, []).append(res['P_test'])
+        msgs = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
+        if msgs: S['fit_warnings'][key] = msgs
     S['paper_router'] = paper_router or (next(iter(text_routers)) if text_routers else jobs[0][0] if jobs else None)
     for f in range(nf):
         if S['paper_router'] in S['P_val'][f]:
@@ -326,6 +359,7 @@ def study_outputs(S:dict, # the state after `study_selection`
                   fig_dir=None, # folder for the figures (default: the study's `out`)
                  )->pd.DataFrame:
     "Step 5: join the folds, score test once with paired intervals over the union, write every table and figure"
+    check_study_params(n_boot=n_boot)
     out, name, models, lat, lat_src, seed = S['out'], S['name'], S['models'], S['lat'], S['lat_src'], S['seed']
     Ms, nf = S['M'], len(S['folds'])
     M = {k: dict(family=v['family'], test=_join([m[k]['test'] for m in Ms]),
@@ -350,8 +384,8 @@ def study_outputs(S:dict, # the state after `study_selection`
                                   for k in full.method]
     table = full[RESULTS_COLUMNS].copy()
     K = len(models)
-    subsets = subset_oracles(C, models, lat if lat_src != 'none' else None, rule='fastest' if lat_src != 'none' else 'first') \
-              if K <= 8 else pd.DataFrame()
+    # every subset of a pool of up to 12 models, the best subset of each size by greedy forward selection above
+    subsets = pool_subsets(C, models, lat if lat_src != 'none' else None, rule='fastest' if lat_src != 'none' else 'first')
     if len(subsets): subsets['accuracy'] = 100 * subsets['accuracy']   # percent, like every other table
     pr = S.get('paper_router')
     paper = paper_table(full, models, best, pr) if pr else pd.DataFrame()
@@ -375,11 +409,25 @@ def study_outputs(S:dict, # the state after `study_selection`
                 auto_per_fold=S['auto'], paper_router=pr, routers=S.get('router_names', []), n_boot=n_boot,
                 policies={k: v for k, v in POLICY_LABELS.items() if any(m.endswith('/' + k) for m in full.method)},
                 cluster_agreement=(None if stab is None else f"{int(stab.agree.sum())}/{len(stab)}"))
-    info.update({k: S[k] for k in ('features', 'finetune') if k in S})
-    write_json(out/'study.json', info)
+    info.update({k: S[k] for k in ('features', 'finetune', 'fit_warnings') if S.get(k)})
+    cq = S.get('cq') or []
+    if cq:
+        cqt = pd.concat([c['table'].assign(fold=f) for f, c in enumerate(cq)], ignore_index=True) if nf > 1 else cq[0]['table']
+        # six significant digits: prices per call are often below 1e-4, which four decimals would round to zero
+        atomic_write(out/'cost_quality.csv', cqt.to_csv(index=False, float_format='%.6g', lineterminator='\n'))
+        info.update(cost_basis=cq[0]['cost_basis'],
+                    auto_cost_per_fold=[None if c['auto'] is None else {k: (v.item() if hasattr(v, 'item') else v)
+                                        for k, v in c['auto'].items() if k in ('router', 'rule', 'param', 'val_accuracy', 'val_cost')} for c in cq])
+    if 'task' in S['ot'].df:
+        _csv(task_table(S, M), out/'per_task.csv')
+    write_json(out/'study.json', info)   # written last: a folder with study.json holds a finished study
     if figures:
         write_figures(full, stab, curves, Path(fig_dir or out), name, xlabel if lat_src != 'none' else None,
                       best=S['best'], shares=shares)
+        if cq and cq[0]['cost_basis']:
+            import matplotlib.pyplot as plt
+            fig = cost_figure(cq[0], f"{name}: accuracy against {cq[0]['cost_basis'].replace('_s', '')}" + (' (fold 1 of 2)' if nf > 1 else ''))
+            fig.savefig(Path(fig_dir or out)/f'{name}-quality_cost.png', dpi=110, metadata={'Software': None}, bbox_inches='tight'); plt.close(fig)
     table.attrs.update(info)
     return table
 
@@ -415,19 +463,62 @@ def run_study(outcomes, # an outcomes file (.parquet, .csv, .jsonl) or an `Outco
     if finetune is not None: S['finetune'] = dict(encoder=finetune, **{**FINETUNE, **(finetune_config or {})})
     if text_routers is None: text_routers = default_text_routers(finetune, seed, **(finetune_config or {}))
     study_baselines(S)
+    study_tasks(S)
     study_routers(S, features, routers, text_routers, policies, paper_router, n_clusters, say)
     study_selection(S)
+    study_costs(S)
     table = study_outputs(S, n_boot, figures, fig_dir)
     table.attrs['elapsed_s'] = round(time.time() - t0, 1)
     say(f"done in {time.time() - t0:.1f} s")
     return table
 
+# %% ../nbs/09_study.ipynb #fc4acd7b
+def _split_cost(ot, split:str):
+    "(n, K) per-query cost of `split` in the table's order, or None without a complete cost column"
+    if 'cost' not in ot.df or ot.df.cost.isna().any(): return None
+    return ot.wide('cost', split=split).to_numpy(float)
+
+def study_costs(S:dict, # the state after `study_selection` (updated)
+               )->dict:
+    "Step 4b: per fold, the cost-quality sweep of every router and `auto-cost` (where cost, latency or two models allow)"
+    S['cq'] = []
+    lat = S['lat'] if S['lat_src'] != 'none' else None
+    for f, (vs, ts) in enumerate(S['folds']):
+        a, M = _fold(S, f), S['M'][f]
+        cq = cost_quality(S['P_val'][f], {k: S['P_test'][k][f] for k in S['P_val'][f]}, a['val']['C'], a['test']['C'],
+                          S['models'], _split_cost(S['ot'], vs), _split_cost(S['ot'], ts), lat,
+                          methods={k: (v['family'], v['test']) for k, v in M.items()})
+        if cq is None: S['cq'] = []; return S
+        S['cq'].append(cq)
+        if cq['auto'] is not None:
+            M['auto-cost'] = dict(family='auto', test=cq['auto_method'], val=float(cq['auto'].val_accuracy) / 100)
+    return S
+
+def study_tasks(S:dict, # the state after `study_baselines` (updated)
+               )->dict:
+    "Step 2b: with a `task` column, the task-oracle per fold: each task's best model on the fold's val, routed by task"
+    ot = S['ot']
+    if 'task' not in ot.df: return S
+    for f, (vs, ts) in enumerate(S['folds']):
+        best = ot.best_by_task(vs, S['threshold'])
+        ch = ot.task_choices(best, ts, default=S['best'][f])
+        S['M'][f]['task-oracle'] = dict(family='baseline', test=method(_fold(S, f)['test']['C'], ch, S['lat'], S['cost']),
+                                        val=float(routed_correct(_fold(S, f)['val']['C'], ot.task_choices(best, vs, default=S['best'][f])).mean()))
+    return S
+
+def task_table(S:dict, # the state after `study_selection`
+               M:dict, # method -> joined test vectors (as `study_outputs` builds them)
+              )->pd.DataFrame:
+    "Accuracy (%) of every method on each task of the scored test queries, with the number of queries"
+    tasks = np.concatenate([S['ot'].per_query('task', ts).to_numpy() for _, ts in S['folds']])
+    rows = []
+    for t in sorted(set(tasks)):
+        m = tasks == t
+        rows.append(dict(task=t, n=int(m.sum()), **{k: round(100 * float(np.asarray(v['test']['correct'])[m].mean()), 4) for k, v in M.items()}))
+    return pd.DataFrame(rows)
+
 # %% ../nbs/09_study.ipynb #3beb9098
 FAMILY_ORDER = ['single', 'oracle', 'bound', 'baseline', 'router', 'policy', 'auto']
-
-def short_name(m:str)->str:
-    "A model id without its organisation ('meta-llama/Meta-Llama-3-8B' -> 'Meta-Llama-3-8B')"
-    return str(m).split('/')[-1]
 
 def write_figures(full:pd.DataFrame, # `methods.csv`'s table
                   stab:pd.DataFrame|None, # `cluster_stability.csv`'s table
@@ -447,6 +538,8 @@ def write_figures(full:pd.DataFrame, # `methods.csv`'s table
         p = fig_dir/f'{name}-{what}.png'; fig.tight_layout(); fig.savefig(p, dpi=110, metadata={'Software': None}); plt.close(fig)
         paths.append(p)
     hue = [f for f in FAMILY_ORDER if f in set(full.family)]
+    singles = full.method[full.family == 'single'].tolist()
+    label = dict(zip(singles, short_names(singles))).get   # one consistent, unique short label per model
     bests = [] if best is None else ([best] if isinstance(best, str) else list(dict.fromkeys(best)))
     if xlabel is not None:
         # 1a. accuracy against latency, Pareto front, tradeoff curves
@@ -459,7 +552,7 @@ def write_figures(full:pd.DataFrame, # `methods.csv`'s table
         front = ach[pareto_front(ach.x_latency_or_proxy, ach.accuracy)].sort_values('x_latency_or_proxy')
         ax.plot(front.x_latency_or_proxy, front.accuracy, 'k--', lw=1, label='Pareto front (achievable methods)')
         for _, r in d[d.family.isin(['single', 'oracle', 'auto'])].iterrows():
-            ax.annotate(short_name(r.method), (r.x_latency_or_proxy, r.accuracy), fontsize=7, xytext=(3, 3), textcoords='offset points')
+            ax.annotate(label(r.method, r.method), (r.x_latency_or_proxy, r.accuracy), fontsize=7, xytext=(3, 3), textcoords='offset points')
         ax.legend(fontsize=8, loc='best')
         ax.set(xlabel=xlabel, ylabel='test accuracy (%)', title=f'{name}: accuracy against latency (grey: tradeoff curves)')
         save(fig, 'accuracy_latency')
@@ -470,20 +563,20 @@ def write_figures(full:pd.DataFrame, # `methods.csv`'s table
         w = shares[shares.method.isin(keep)].pivot(index='method', columns='model', values='share').reindex(keep)
         w = w[[m for m in dict.fromkeys(shares.model)]]
         fig, ax = plt.subplots(figsize=(9, 0.32 * len(w) + 2.2))
-        left = np.zeros(len(w)); pal = sns.color_palette('tab10', n_colors=max(10, w.shape[1]))
+        left = np.zeros(len(w)); pal = sns.color_palette('tab10' if w.shape[1] <= 10 else 'husl', n_colors=max(10, w.shape[1]))  # a colour per model
         for j, m in enumerate(w.columns):
-            ax.barh(np.arange(len(w)), w[m].to_numpy(), left=left, color=pal[j], label=short_name(m), height=0.8)
+            ax.barh(np.arange(len(w)), w[m].to_numpy(), left=left, color=pal[j], label=label(m, m), height=0.8)
             left += w[m].to_numpy()
         ax.set_yticks(np.arange(len(w)), w.index, fontsize=7); ax.invert_yaxis(); ax.set_xlim(0, 1)
         ax.legend(fontsize=7, ncol=min(4, w.shape[1]), loc='upper center', bbox_to_anchor=(0.5, -0.12), frameon=False)
-        ax.set(xlabel='share of test queries sent to each model', title=f'{name}: where each method routes (no latency or cost in the data)')
+        ax.set(xlabel='share of test queries sent to each model', title=f'{name}: where each method routes (no latency in the data)')
         save(fig, 'routing_shares')
     # 2. single LLMs with the oracle line; the best single LLM of val marked
     s = full[full.family == 'single'].sort_values('accuracy', ascending=False)
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(s) + 1.8))
     cols = [sns.color_palette()[1] if m in bests else sns.color_palette()[0] for m in s.method]
     ax.barh(np.arange(len(s)), s.accuracy, color=cols, height=0.7)
-    ax.set_yticks(np.arange(len(s)), [short_name(m) + ('  (best on val)' if m in bests else '') for m in s.method]); ax.invert_yaxis()
+    ax.set_yticks(np.arange(len(s)), [label(m, m) + ('  (best on val)' if m in bests else '') for m in s.method]); ax.invert_yaxis()
     ax.errorbar(s.accuracy, np.arange(len(s)), xerr=[s.accuracy - s.ci_low, s.ci_high - s.accuracy], fmt='none', ecolor='k', capsize=3)
     for m, st_ in [('oracle', 'r-'), ('random', 'g:')]:
         if m in set(full.method): ax.axvline(full.set_index('method').loc[m, 'accuracy'], color=st_[0], ls=st_[1:], label=m)
@@ -548,12 +641,11 @@ def study_notebook(outcomes, # an outcomes file or an `OutcomeTable` (written to
                    **params, # more parameters of run_study.ipynb: threshold, seed, dataset, features, n_boot, fig_dir, ...
                   )->Path:
     "Run `nbs/run_study.ipynb` with papermill on `outcomes`; return the executed notebook's path"
-    import papermill as pm
-    from papermill.exceptions import PapermillExecutionError
     from llmroute.outcomes import OutcomeTable
     out = Path(out).resolve(); out.mkdir(parents=True, exist_ok=True)
     if isinstance(outcomes, OutcomeTable):
         path = cache_dir('study')/f'{name}-outcomes.parquet'; outcomes.save(path, overwrite=True); outcomes = path
+    check_study_params(params.get('threshold'), params.get('n_boot'))
     study_table(outcomes, params.get('dataset'), params.get('seed', 0),  # bad input stops here, with its InputError
                 **{k: params[k] for k in ('val_frac', 'test_frac', 'val_from') if k in params})
     nb_out = Path(nb_out or out/f'study-{name}.ipynb').resolve(); nb_out.parent.mkdir(parents=True, exist_ok=True)
@@ -563,50 +655,73 @@ def study_notebook(outcomes, # an outcomes file or an `OutcomeTable` (written to
     pkg_root = str(Path(__file__).resolve().parent.parent) if '__file__' in globals() else str(repo_root() or Path.cwd())
     env_pp = os.environ.get('PYTHONPATH')
     os.environ['PYTHONPATH'] = os.pathsep.join([pkg_root] + ([env_pp] if env_pp else []))  # the kernel imports this llmroute
+    failed = out/'STUDY_FAILED.txt'
+    failed.unlink(missing_ok=True)
     try:
-        pm.execute_notebook(str(tpl), str(nb_out), kernel_name='python3', language='python', progress_bar=False, cwd=str(tpl.parent),
-                            parameters=dict(outcomes=portable_path(outcomes), name=name, out=portable_path(out), **params))
-    except PapermillExecutionError as e:
-        if e.ename == 'InputError': raise InputError(f"{e.evalue} (see {nb_out})") from None
+        run_notebook(tpl, nb_out, dict(outcomes=portable_path(outcomes), name=name, out=portable_path(out), **params), cwd=tpl.parent)
+    except NotebookError as e:
+        # not a finished study: no study.json (written last), and a note that says which notebook and cell failed
+        (out/'study.json').unlink(missing_ok=True)
+        atomic_write(failed, f"{e}\n")
+        _portable_paths(nb_out)
+        if e.ename == 'InputError': raise InputError(f"{e.evalue} (in {nb_out}, cell {e.cell + 1})") from None
         raise
     finally:
         if env_pp is None: os.environ.pop('PYTHONPATH', None)
         else: os.environ['PYTHONPATH'] = env_pp
-    _drop_run_times(nb_out)
+    _portable_paths(nb_out)
     return nb_out
 
-def _drop_run_times(nb_path):
-    "Remove what differs between two runs of the same study, or two machines, from an executed notebook: timestamps, random cell ids, absolute paths"
+def _portable_paths(nb_path):
+    "Papermill's record of the notebook's input and output paths, relative to the checkout: no machine's folders"
     import nbformat
     nb = nbformat.read(nb_path, as_version=4)
     pm = nb.metadata.get('papermill', {})
-    for k in ('start_time', 'end_time', 'duration'): pm.pop(k, None)
-    for k in ('input_path', 'output_path'):            # no machine's folders: relative to the checkout
+    for k in ('input_path', 'output_path'):
         if pm.get(k): pm[k] = portable_path(pm[k])
-    for i, c in enumerate(nb.cells):
-        c.metadata.pop('execution', None)
-        for k in ('start_time', 'end_time', 'duration'): c.metadata.get('papermill', {}).pop(k, None)
-        if 'injected-parameters' in c.metadata.get('tags', []): c['id'] = f'injected-parameters-{i}'
     atomic_write(nb_path, nbformat.writes(nb) + '\n')
 
 # %% ../nbs/09_study.ipynb #e7be04e3
 ROUTERDC_FILES = {'gsm8k': ['gsm8k-train.json', 'gsm8k-test.json'], 'mmlu': ['mmlu_train.json', 'mmlu_test.json']}
+ROUTERBENCH_FILES = {'routerbench-mbpp': ['mbpp_train.csv', 'mbpp_test.csv'],
+                     'routerbench-winogrande': ['winograde_train.csv', 'winograde_test.csv']}
+MIXTURE_OOD = ['arc_easy']   # held out as out-of-distribution although RouterDC has a train file for it
+DEFAULT_STUDIES = ['gsm8k', 'mmlu', 'mixture', 'mixture-ood', *ROUTERBENCH_FILES]
 
-def reproduce(datasets=('gsm8k', 'mmlu'), # RouterDC benchmarks to study
+def default_study_table(name:str, # 'gsm8k', 'mmlu', 'mixture' or a key of `ROUTERBENCH_FILES`
+                       )->tuple:
+    "(the outcome table of one of the default studies, its `study_notebook` settings)"
+    from llmroute.outcomes import import_routerdc, import_routerbench, import_mixture, OutcomeTable
+    from llmroute.data import outcome_files
+    if name in ROUTERDC_FILES:   # one benchmark: val from the test distribution (GSM8K's train file is contaminated)
+        return import_routerdc(outcome_files('routerdc', ROUTERDC_FILES[name])), \
+               dict(val_from='test', features=['tfidf', 'embedding'], finetune='minilm')
+    if name == 'mixture':   # RouterDC's benchmarks pooled; the out-of-distribution block is not part of the problem (see 'mixture-ood')
+        t = import_mixture(outcome_files('routerdc'), ood=MIXTURE_OOD)
+        return OutcomeTable(t.df[t.df.block == 'in'], file=t.file, info=t.info), dict(val_from='test', features=['tfidf'])
+    if name == 'mixture-ood':   # the out-of-distribution block: everything chosen on the in-distribution tasks, scored on the others
+        t_ = import_mixture(outcome_files('routerdc'), ood=MIXTURE_OOD); df = t_.df.copy()
+        df.loc[(df.block == 'in') & (df.split == 'test'), 'split'] = 'val'
+        df.loc[df.block == 'ood', 'split'] = 'test'
+        return OutcomeTable(df.assign(dataset='mixture-ood'), file=t_.file, info=t_.info), dict(val_from='train', features=['tfidf'])
+    if name in ROUTERBENCH_FILES:   # RouterBench's train/test files and per-query costs: val carved out of train
+        return import_routerbench(outcome_files('routerbench', ROUTERBENCH_FILES[name])), \
+               dict(val_from='train', features=['tfidf', 'embedding'])
+    raise InputError(f"no default study {name!r}; expected one of {DEFAULT_STUDIES}", field='datasets')
+
+def reproduce(datasets=tuple(DEFAULT_STUDIES), # default studies to run
               root='.', # the repository root: papermill_runs/, results/ and figures/ go there
               **params, # passed to `study_notebook` (seed, threshold, features, ...)
              )->pd.DataFrame:
-    "The default study on RouterDC's outcomes; returns the headline rows (oracle, best single, random, auto) of each"
-    from llmroute.outcomes import import_routerdc
-    root, rdc = Path(root).resolve(), data_dir(required=True)/'routerdc'
+    "The default studies (RouterDC's GSM8K, MMLU and their mixture; RouterBench's cost pools); returns the headline rows of each"
+    root = Path(root).resolve()
     heads = []
     for ds in datasets:
-        if ds not in ROUTERDC_FILES: raise InputError(f"no RouterDC files for {ds!r}; expected one of {list(ROUTERDC_FILES)}")
-        path = cache_dir('study')/f'routerdc-{ds}.parquet'
-        import_routerdc([rdc/f for f in ROUTERDC_FILES[ds]]).save(path, overwrite=True)
+        table, settings = default_study_table(ds)
+        path = cache_dir('study')/f'default-{ds}.parquet'
+        table.save(path, overwrite=True)
         out = root/'results'/ds
-        study_notebook(path, ds, out, root/'papermill_runs'/f'study-{ds}.ipynb', fig_dir=root/'figures',
-                       **{'val_from': 'test', 'features': ['tfidf', 'embedding'], 'finetune': 'minilm', **params})
+        study_notebook(path, ds, out, root/'papermill_runs'/f'study-{ds}.ipynb', fig_dir=root/'figures', **{**settings, **params})
         r = pd.read_csv(out/'results.csv'); best = json.loads((out/'study.json').read_text())['best_single_on_val']
-        heads.append(r[r.method.isin(['oracle', 'random', 'auto', best])])
+        heads.append(r[r.method.isin(['oracle', 'random', 'task-oracle', 'auto', 'auto-cost', best])])
     return pd.concat(heads, ignore_index=True)
