@@ -9,7 +9,7 @@ from pathlib import Path
 from .core import InputError, NotebookError
 
 # %% auto #0
-__all__ = ['IMPORT_FORMATS', 'build_parser', 'main']
+__all__ = ['IMPORT_FORMATS', 'headline', 'build_parser', 'main']
 
 # %% ../nbs/10_cli.ipynb #fd3510f5
 def _cmd_sample(a):
@@ -47,12 +47,26 @@ def _cmd_study(a):
     from llmroute.study import study_notebook
     out = Path(a.out)
     name = a.name or Path(a.outcomes).stem
-    return study_notebook(a.outcomes, name, out, threshold=a.threshold, seed=a.seed,
-                          dataset=a.dataset, features=a.features, n_boot=a.n_boot, val_from=a.val_from)
+    nb = study_notebook(a.outcomes, name, out, threshold=a.threshold, seed=a.seed,
+                        dataset=a.dataset, features=a.features, n_boot=a.n_boot, val_from=a.val_from)
+    return headline(out, nb)
+
+def headline(out, # a finished study's folder
+             nb=None, # its executed notebook
+            )->str:
+    "The rows a user reads first (best single of val, oracle, random, auto, auto-cost, task-oracle), then where the rest is"
+    import json, pandas as pd
+    r = pd.read_csv(Path(out)/'results.csv'); info = json.loads((Path(out)/'study.json').read_text())
+    keep = [info['best_single_on_val'], 'oracle', 'random', 'task-oracle', 'auto', 'auto-cost']
+    rows = r.set_index('method').reindex([m for m in keep if m in set(r.method)])
+    cols = [c for c in ['family', 'accuracy', 'ci_low', 'ci_high', 'gain', 'gain_ci_low', 'gain_ci_high', 'mean_cost', 'n_test'] if c in rows]
+    rows = rows[cols].dropna(axis=1, how='all')
+    return (f"{info['split_note']}\nauto chose {info['auto_choice']!r}\n{rows.round(2).to_string()}\n"
+            f"every method: {Path(out)/'results.csv'}; the executed notebook: {nb}")
 
 def _cmd_reproduce(a):
     from llmroute.study import reproduce
-    return reproduce(datasets=a.datasets, root=a.root)
+    return reproduce(**({'datasets': a.datasets} if a.datasets else {}), root=a.root)
 
 # %% ../nbs/10_cli.ipynb #35f96485
 def _cmd_train(a):
@@ -137,8 +151,9 @@ def build_parser()->argparse.ArgumentParser:
                    help="validation carved out of train (default, the paper's) or a seeded half of test (when train is not distributed like test)")
     t.set_defaults(func=_cmd_study)
 
-    r = sub.add_parser('reproduce', help='the default study (make study): RouterDC outcomes of GSM8K and MMLU')
-    r.add_argument('--datasets', nargs='+', default=['gsm8k', 'mmlu'])
+    r = sub.add_parser('reproduce', help="the default studies (make study): RouterDC's GSM8K, MMLU and their mixture, RouterBench's cost pools")
+    r.add_argument('--datasets', nargs='+', default=None,
+                   help='some of gsm8k mmlu mixture routerbench-mbpp routerbench-winogrande (default: all)')
     r.add_argument('--root', default='.', help='the repository root (papermill_runs/, results/ and figures/ go there)')
     r.set_defaults(func=_cmd_reproduce)
     tr = sub.add_parser('train', help='fit a router on an outcomes table and save it for route/serve')

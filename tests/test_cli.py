@@ -16,6 +16,8 @@ def test_study_command(tmp_path):
     res = pd.read_csv(tmp_path/'out'/'results.csv')
     assert {'oracle', 'random', 'auto', 'acme/math-7b'} <= set(res.method)
     assert (tmp_path/'out'/'study-toy.ipynb').exists()          # the executed notebook is kept beside the tables
+    assert 'auto chose' in r.stdout and 'oracle' in r.stdout and 'study-toy.ipynb' in r.stdout   # the headline, printed
+    assert 'without encryption' not in r.stderr                   # the kernel talks over IPC: no TCP warning
     auto = res.set_index('method').loc['auto']
     assert auto.accuracy > res[res.family == 'single'].accuracy.max()   # the toy pool is learnable
 
