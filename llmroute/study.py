@@ -420,7 +420,6 @@ def study_outputs(S:dict, # the state after `study_selection`
                                         for k, v in c['auto'].items() if k in ('router', 'rule', 'param', 'val_accuracy', 'val_cost')} for c in cq])
     if 'task' in S['ot'].df:
         _csv(task_table(S, M), out/'per_task.csv')
-    write_json(out/'study.json', info)   # written last: a folder with study.json holds a finished study
     if figures:
         write_figures(full, stab, curves, Path(fig_dir or out), name, xlabel if lat_src != 'none' else None,
                       best=S['best'], shares=shares)
@@ -428,6 +427,7 @@ def study_outputs(S:dict, # the state after `study_selection`
             import matplotlib.pyplot as plt
             fig = cost_figure(cq[0], f"{name}: accuracy against {cq[0]['cost_basis'].replace('_s', '')}" + (' (fold 1 of 2)' if nf > 1 else ''))
             fig.savefig(Path(fig_dir or out)/f'{name}-quality_cost.png', dpi=110, metadata={'Software': None}, bbox_inches='tight'); plt.close(fig)
+    write_json(out/'study.json', info)   # written last: a folder with study.json holds a finished study
     table.attrs.update(info)
     return table
 
