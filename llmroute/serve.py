@@ -16,7 +16,7 @@ from .core import InputError, atomic_write, write_json
 # %% auto #0
 __all__ = ['FEATURES', 'make_featurizer', 'make_train_policy', 'policy_state', 'SavedRouter', 'train_router', 'read_queries',
            'route_file', 'featurizer_accuracy', 'Backend', 'load_backends', 'openai_error', 'last_user_text',
-           'chat_request_error', 'RouteLog', 'make_app', 'serve']
+           'chat_request_error', 'RouteLog', 'make_app', 'serve', 'add_router_commands']
 
 # %% ../nbs/12_serve.ipynb #3f1604a4
 FEATURES = ('tfidf', 'embedding', 'static')
@@ -500,3 +500,51 @@ def serve(router, # a `SavedRouter` or its folder
     sr = app.state.router
     print(f"llmroute serve: {len(sr.models)} models {sr.models} on http://{host}:{port}/v1 (model 'router' routes)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level)
+
+# %% ../nbs/12_serve.ipynb #86b9bad3
+def _cmd_train(a):
+    sr = train_router(a.outcomes, a.out, router=a.router, features=a.features, policy=a.policy, dataset=a.dataset,
+                      threshold=a.threshold, seed=a.seed, val_from=a.val_from, overwrite=a.overwrite)
+    acc = sr.info['accuracy']
+    return (f"saved {a.out}: {a.router} on {a.features}, policy {a.policy or 'its own'}; test accuracy "
+            f"{100*acc['test']['router']:.1f}% (best single {100*acc['test']['best_single']:.1f}%, oracle {100*acc['test']['oracle']:.1f}%)")
+
+def _cmd_route(a):
+    return route_file(a.router, a.queries, a.out, overwrite=a.overwrite)
+
+def _cmd_serve(a):
+    return serve(a.router, a.backends, host=a.host, port=a.port, log=a.log, log_text=a.log_text, timeout=a.timeout)
+
+# %% ../nbs/12_serve.ipynb #f4c04670
+def add_router_commands(sub, # the `llmroute` parser's subparsers
+                       ):
+    "Add `train`, `route` and `serve` to the `llmroute` command line"
+    tr = sub.add_parser('train', help='fit a router on an outcomes table and save it for route/serve')
+    tr.add_argument('--outcomes', required=True, help='outcomes file (.parquet, .csv or .jsonl)')
+    tr.add_argument('--router', default='knn', help="a router of the study's default_routers: knn (default), cluster, softlabel, ...")
+    tr.add_argument('--features', default='tfidf', choices=['tfidf', 'embedding', 'static'], help='query features (default tfidf)')
+    tr.add_argument('--policy', default=None, help="routing policy: safe, P1..P4, or a name of llmroute.routers.POLICIES (default: the router's own)")
+    tr.add_argument('--out', required=True, help='the folder to save the router to')
+    tr.add_argument('--dataset', default=None, help='use this dataset of a table that holds several')
+    tr.add_argument('--threshold', type=float, default=0.5, help='a query is solved by a model when score >= threshold')
+    tr.add_argument('--seed', type=int, default=0)
+    tr.add_argument('--val-from', default='train', choices=['train', 'test'], help='where validation comes from, as for study')
+    tr.add_argument('--overwrite', action='store_true', help='replace a router saved in --out')
+    tr.set_defaults(func=_cmd_train)
+
+    ro = sub.add_parser('route', help='route a JSONL or CSV file of questions with a saved router')
+    ro.add_argument('--router', required=True, help='a folder written by `llmroute train`')
+    ro.add_argument('--queries', required=True, help="a .jsonl or .csv file with a 'question' field (and optional id)")
+    ro.add_argument('--out', required=True, help='.jsonl or .csv: the chosen model and each model\'s probability')
+    ro.add_argument('--overwrite', action='store_true', help='replace an existing --out')
+    ro.set_defaults(func=_cmd_route)
+
+    sv = sub.add_parser('serve', help='an OpenAI-compatible endpoint that routes each request to a backend')
+    sv.add_argument('--router', required=True, help='a folder written by `llmroute train`')
+    sv.add_argument('--backends', required=True, help='backends.yaml: each pool model -> base_url (and model, api_key_env)')
+    sv.add_argument('--host', default='127.0.0.1', help='interface to listen on (default: loopback only)')
+    sv.add_argument('--port', type=int, default=8000)
+    sv.add_argument('--log', default=None, help='a JSONL routing log (time, model, probabilities, fallback, latency)')
+    sv.add_argument('--log-text', action='store_true', help='also log the routed message text')
+    sv.add_argument('--timeout', type=float, default=120.0, help='seconds a backend may take before the next is tried')
+    sv.set_defaults(func=_cmd_serve)
