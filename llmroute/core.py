@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['InputError', 'repo_root', 'data_dir', 'cache_dir', 'query_id', 'exists_error', 'current_umask', 'file_mode',
-           'atomic_write', 'write_json', 'sha256_file', 'download', 'seeded_split', 'NotebookError', 'run_notebook']
+__all__ = ['DATA_LAYOUT', 'FETCH_HINT', 'InputError', 'repo_root', 'data_dir', 'cache_dir', 'query_id', 'exists_error',
+           'current_umask', 'file_mode', 'atomic_write', 'write_json', 'check_writable', 'sha256_file',
+           'UnreachableError', 'download', 'seeded_split', 'NotebookError', 'run_notebook']
 
 # %% ../nbs/00_core.ipynb #5a9607fb
 class InputError(ValueError):
@@ -41,6 +42,10 @@ def _fmt_rows(rows, most=5):
     return s + (f" (and {len(rows)-most} more)" if len(rows) > most else "")
 
 # %% ../nbs/00_core.ipynb #0d99df76
+DATA_LAYOUT = ("routerdc/<file>.json and routerbench/<file>.csv (the outcome releases), gsm8k/train.jsonl and test.jsonl, "
+               "mmlu/dev/ and mmlu/test/ (one <subject>_<split>.csv per subject)")
+FETCH_HINT = "`llmroute fetch --out DIR` makes one where the hubs are reachable; `llmroute fetch --print-urls` lists every URL"
+
 def repo_root()->Path|None:
     "The source checkout this package was imported from (an editable install), or `None` when installed elsewhere"
     p = Path(importlib.util.find_spec('llmroute').origin).resolve().parent.parent
@@ -57,7 +62,7 @@ def data_dir(required:bool=False, # raise if no local data folder is found
     cands = [(repo_root() or Path.cwd()).parent/'shared'/'data', Path.cwd().parent/'shared'/'data']
     for c in cands:
         if c.is_dir(): return c.resolve()
-    if required: raise InputError("no local data folder: set LLMROUTE_DATA_DIR to a folder laid out like shared/data")
+    if required: raise InputError(f"no local data folder: set LLMROUTE_DATA_DIR to a folder laid out as {DATA_LAYOUT} ({FETCH_HINT})")
     return None
 
 # %% ../nbs/00_core.ipynb #02b72c1d
@@ -126,6 +131,23 @@ def write_json(path, obj, overwrite:bool=True)->Path:
     "Write `obj` as indented, key-sorted JSON, atomically"
     return atomic_write(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", overwrite=overwrite)
 
+# %% ../nbs/00_core.ipynb #cbb58f4a
+def check_writable(path, # the file (or, with `folder=True`, the folder) a command will write
+                   flag:str='--out', # how the user named it, for the message
+                   folder:bool=False, # `path` is a folder to write files in, not a file
+                  )->Path:
+    "`path` as an absolute path; `InputError` naming it when no file can be created there"
+    p = Path(path).expanduser().absolute()
+    d = p if folder else p.parent
+    while not d.exists() and d != d.parent: d = d.parent
+    if not d.is_dir(): raise InputError(f"{flag} {path} cannot be written: {d} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=d): pass
+    except OSError as e:
+        raise InputError(f"{flag} {path} cannot be written: the folder {d} does not accept new files ({e.strerror}); "
+                         f"choose another {flag}") from None
+    return p
+
 # %% ../nbs/00_core.ipynb #8eb07f2c
 def sha256_file(path, # any file
                )->str:
@@ -136,27 +158,49 @@ def sha256_file(path, # any file
     return h.hexdigest()
 
 # %% ../nbs/00_core.ipynb #a8a55bdc
-def download(url:str, # where the file is (http or https)
+class UnreachableError(InputError):
+    "A download whose host could not be reached (no network, a refused connection, a timeout): `host` and `why` say which and why"
+    def __init__(self, msg:str, host:str, why:str='no answer', **kw):
+        self.host, self.why = host, why
+        super().__init__(msg, **kw)
+
+# %% ../nbs/00_core.ipynb #b8680cd1
+def _stream_url(url:str, timeout:float):
+    "Yield the bytes of `url` (http, https or file); `InputError` naming the URL when it cannot be read"
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
+    u = urlparse(url)
+    if u.scheme == 'file':
+        src = Path(url2pathname(u.path))
+        if not src.is_file(): raise InputError(f"no file at {url} (the mirror lacks it)")
+        with open(src, 'rb') as f: yield from iter(lambda: f.read(1 << 20), b'')
+        return
+    if u.scheme not in ('http', 'https'): raise InputError(f"cannot fetch {url}: expected an http, https or file URL")
+    import httpx
+    try:
+        with httpx.stream('GET', url, timeout=timeout, follow_redirects=True) as r:
+            if r.status_code != 200: raise InputError(f"HTTP {r.status_code} from {url}")
+            yield from r.iter_bytes()
+    except httpx.TransportError as e:   # no route, refused, DNS, timeout: the host, not the file
+        raise UnreachableError(f"could not download {url} ({type(e).__name__}: {e})", host=u.netloc, why=type(e).__name__) from None
+    except httpx.HTTPError as e:
+        raise InputError(f"could not download {url} ({type(e).__name__}: {e})") from None
+
+# %% ../nbs/00_core.ipynb #dd8e9659
+def download(url:str, # where the file is: http, https or file URL
              path, # where it goes
-             sha256:str, # the hex sha256 it must have
+             sha256:str|None, # the hex sha256 it must have (None: a file whose source pins no hash)
              timeout:float=60.0, # seconds without data before giving up
             )->Path:
     "Fetch `url` to `path` atomically, checked by sha256; `InputError` naming the URL (and both hashes on a mismatch)"
-    import httpx
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.part')
     h = hashlib.sha256()
     try:
         with os.fdopen(fd, 'wb') as f:
-            try:
-                with httpx.stream('GET', url, timeout=timeout, follow_redirects=True) as r:
-                    if r.status_code != 200: raise InputError(f"HTTP {r.status_code} from {url}; expected the file with sha256 {sha256}")
-                    for b in r.iter_bytes(): f.write(b); h.update(b)
-            except httpx.HTTPError as e:
-                raise InputError(f"could not download {url} ({type(e).__name__}: {e}); fetch it by hand to {path} "
-                                 f"or point LLMROUTE_DATA_DIR at a folder that has it") from e
-            if h.hexdigest() != sha256:
+            for b in _stream_url(url, timeout): f.write(b); h.update(b)
+            if sha256 is not None and h.hexdigest() != sha256:
                 raise InputError(f"the file downloaded from {url} has sha256 {h.hexdigest()}, expected {sha256}; nothing was saved")
             f.flush(); os.fchmod(f.fileno(), file_mode()); os.fsync(f.fileno())
         os.replace(tmp, path)

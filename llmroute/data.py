@@ -4,19 +4,22 @@
 
 # %% ../nbs/01_data.ipynb #9e81c5a8
 from __future__ import annotations
-import contextlib, os, re
+import contextlib, os, re, shutil
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from pathlib import Path
+from urllib.parse import urlparse
 import numpy as np, pandas as pd
 from datasets import load_dataset
 from sklearn.model_selection import train_test_split
-from .core import InputError, cache_dir, data_dir, download, query_id, seeded_split, sha256_file
+from .core import (InputError, UnreachableError, DATA_LAYOUT, FETCH_HINT, atomic_write, cache_dir, data_dir, download,
+                           query_id, seeded_split, sha256_file)
 
 # %% auto #0
-__all__ = ['LETTERS', 'QUERY_COLUMNS', 'MMLU_VAL_SIZE', 'DATASETS', 'OUTCOME_REPO', 'OUTCOME_COMMIT', 'OUTCOME_FILES',
-           'canonical_number', 'gsm8k_gold', 'mmlu_text', 'quiet_datasets', 'load_gsm8k', 'load_mmlu', 'load_queries',
-           'outcome_url', 'outcome_file', 'outcome_files']
+__all__ = ['LETTERS', 'HUB_DATASETS', 'QUERY_COLUMNS', 'MMLU_VAL_SIZE', 'DATASETS', 'OUTCOME_REPO', 'OUTCOME_COMMIT',
+           'OUTCOME_FILES', 'DATA_SPLITS', 'canonical_number', 'gsm8k_gold', 'mmlu_text', 'quiet_datasets', 'hub_url',
+           'hub_offline', 'from_hub', 'load_gsm8k', 'load_mmlu', 'load_queries', 'outcome_url', 'outcome_file',
+           'outcome_files', 'data_sources', 'local_copy', 'fetch_data']
 
 # %% ../nbs/01_data.ipynb #6e159d63
 def canonical_number(x:float|int|str, # a number or its text: '1,000', '$18.00', '-5', '3/4', 18.0
@@ -70,17 +73,67 @@ def _load_dataset(*args, **kwargs):
     "`datasets.load_dataset`, quietly (`quiet_datasets`)"
     with quiet_datasets(): return load_dataset(*args, **kwargs)
 
+# %% ../nbs/01_data.ipynb #852b36b1
+HUB_DATASETS = {'gsm8k': ('openai/gsm8k', 'main', {'train': 'train', 'test': 'test'}),
+                'mmlu': ('cais/mmlu', 'all', {'dev': 'dev', 'val': 'validation', 'test': 'test'})}
+
+def hub_url(dataset:str, # 'gsm8k' or 'mmlu'
+            split:str, # a split as the data folder names it: train, test (GSM8K); dev, val, test (MMLU)
+           )->str:
+    "The URL of the hub's parquet file of one split (`$HF_ENDPOINT`, default https://huggingface.co)"
+    repo, config, splits = HUB_DATASETS[dataset]
+    base = os.environ.get('HF_ENDPOINT') or 'https://huggingface.co'
+    return f"{base.rstrip('/')}/datasets/{repo}/resolve/main/{config}/{splits[split]}-00000-of-00001.parquet"
+
+# %% ../nbs/01_data.ipynb #2c27bdee
+def hub_offline()->bool:
+    "True where the environment forbids the hub (`HF_HUB_OFFLINE` or `HF_DATASETS_OFFLINE` set to 1/true/yes/on)"
+    return any(os.environ.get(k, '').strip().lower() in ('1', 'true', 'yes', 'on') for k in ('HF_HUB_OFFLINE', 'HF_DATASETS_OFFLINE'))
+
+def _hub_host()->str: return urlparse(hub_url('gsm8k', 'test')).netloc
+
+def _hub_errors()->tuple:
+    "The exceptions that mean 'the hub could not be reached' (not 'the data is wrong')"
+    import httpx
+    from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
+    return (ConnectionError, TimeoutError, httpx.TransportError, LocalEntryNotFoundError, OfflineModeIsEnabled)
+
+@contextlib.contextmanager
+def from_hub(dataset:str, # 'gsm8k' or 'mmlu'
+            ):
+    "Within the block, a hub that cannot be reached is an `InputError` of one line naming LLMROUTE_DATA_DIR and its layout"
+    try: yield
+    except _hub_errors() as e:
+        why = 'HF_HUB_OFFLINE is set' if hub_offline() else " ".join(f"{type(e).__name__}: {e}".split())[:160]
+        d = data_dir()
+        raise UnreachableError(f"{dataset} is not in a data folder ({f'no {dataset}/ in {d}' if d else 'LLMROUTE_DATA_DIR is unset'}) "
+                               f"and the hub could not be reached for {HUB_DATASETS[dataset][0]} ({why}); set LLMROUTE_DATA_DIR to a "
+                               f"folder laid out as {DATA_LAYOUT} ({FETCH_HINT})", host=_hub_host(),
+                               why='HF_HUB_OFFLINE is set' if hub_offline() else type(e).__name__) from None
+
+# %% ../nbs/01_data.ipynb #4a436095
+def _local_split(folder:Path, # a dataset's folder in the data folder
+                 split:str, # a split as the data folder names it
+                 suffix:str, # the data folder's own format: '.jsonl' (GSM8K); '' (MMLU: a folder of CSV files)
+                ):
+    "('json'|'csv'|'parquet', path) of one split in a data folder: its own format or the hub's parquet; None when absent"
+    own = folder/f'{split}{suffix}'
+    if suffix and own.is_file(): return 'json', own
+    if not suffix and own.is_dir() and any(own.glob(f'*_{split}.csv')): return 'csv', own
+    if (folder/f'{split}.parquet').is_file(): return 'parquet', folder/f'{split}.parquet'
+    return None
+
 # %% ../nbs/01_data.ipynb #155bb3a7
 QUERY_COLUMNS = ['query_id', 'dataset', 'split', 'subject', 'question', 'choices', 'gold']
 
 def _gsm8k_raw(split:str):
-    "GSM8K's official split as a `datasets.Dataset`, from the data folder or the hub"
+    "GSM8K's official split as a `datasets.Dataset`, from the data folder's gsm8k/ or the hub"
     d = data_dir()
-    if d is not None:
-        f = d/'gsm8k'/f'{split}.jsonl'
-        if not f.exists(): raise InputError(f"missing GSM8K file (expected {split}.jsonl in {d/'gsm8k'})", file=f)
-        return _load_dataset('json', data_files=str(f), split='train')
-    return _load_dataset('openai/gsm8k', 'main', split=split)
+    if d is not None and (d/'gsm8k').is_dir():
+        found = _local_split(d/'gsm8k', split, '.jsonl')
+        if found is None: raise InputError(f"missing GSM8K file (expected {split}.jsonl or {split}.parquet in {d/'gsm8k'})", file=d/'gsm8k'/f'{split}.jsonl')
+        return _load_dataset(found[0], data_files=str(found[1]), split='train')
+    with from_hub('gsm8k'): return _load_dataset('openai/gsm8k', 'main', split=split)
 
 def load_gsm8k(val_frac:float=0.05, # share of official train held out as validation (the paper's 5%)
                seed:int=1, # `random_state` of the split (the paper's 1)
@@ -105,8 +158,12 @@ def _mmlu_local(d:Path):
     "MMLU's official splits from the data folder's per-subject CSV files: {official split: DataFrame}"
     out = {}
     for split in ['dev', 'val', 'test']:
-        files = sorted((d/'mmlu'/split).glob(f'*_{split}.csv')) if (d/'mmlu'/split).is_dir() else []
-        if not files: continue
+        found = _local_split(d/'mmlu', split, '')
+        if found is None: continue
+        if found[0] == 'parquet':   # the hub's file: question, subject, choices, answer
+            out[split] = _load_dataset('parquet', data_files=str(found[1]), split='train').to_pandas()[['question', 'choices', 'answer', 'subject']]
+            continue
+        files = sorted(found[1].glob(f'*_{split}.csv'))
         subj = {f.name[:-len(f'_{split}.csv')]: str(f) for f in files}
         ds = _load_dataset('csv', data_files=subj, keep_default_na=False)  # the option 'None' is text, not a missing value
         parts = []
@@ -118,18 +175,18 @@ def _mmlu_local(d:Path):
             p['choices'] = p[['choice0', 'choice1', 'choice2', 'choice3']].astype(str).values.tolist()
             parts.append(p[['question', 'choices', 'answer', 'subject']])
         out[split] = pd.concat(parts, ignore_index=True)
-    if 'test' not in out: raise InputError("expected per-subject CSV files in mmlu/test/", file=d/'mmlu')
+    if 'test' not in out: raise InputError("expected per-subject CSV files in mmlu/test/ (or the hub's mmlu/test.parquet)", file=d/'mmlu')
     return out
 
 def _mmlu_hub():
-    ds = _load_dataset('cais/mmlu', 'all')
+    with from_hub('mmlu'): ds = _load_dataset('cais/mmlu', 'all')
     return {'dev': ds['dev'].to_pandas(), 'val': ds['validation'].to_pandas(), 'test': ds['test'].to_pandas()}
 
 def load_mmlu(seed:int=0, # seed of the stand-in test split when the data has no official `val`
              )->pd.DataFrame:
     "MMLU as a Queries table with the paper's split mapping (test->train, dev->val, val->test)"
     d = data_dir()
-    raw = _mmlu_local(d) if d is not None else _mmlu_hub()
+    raw = _mmlu_local(d) if d is not None and (d/'mmlu').is_dir() else _mmlu_hub()
     parts = []
     tr = raw['test'].copy(); tr['split'] = 'train'
     if 'val' in raw:
@@ -256,3 +313,100 @@ def outcome_files(kind:str, # 'routerdc' or 'routerbench'
     "Local paths of several release files (`outcome_file` for each)"
     names = list(OUTCOME_FILES.get(kind, {})) if names is None else [names] if isinstance(names, str) else list(names)
     return [outcome_file(kind, n) for n in names]
+
+# %% ../nbs/01_data.ipynb #420ce9db
+DATA_SPLITS = {'gsm8k': ['train', 'test'], 'mmlu': ['dev', 'val', 'test']}   # the hub files of a query dataset
+
+def _check_need(need:str)->str:
+    "`need` as given, or `InputError` naming what a need can be"
+    if need in HUB_DATASETS: return need
+    kind, _, name = need.partition('/')
+    _outcome_entry(kind, name)
+    return need
+
+def data_sources(needs, # data-folder paths: 'routerdc/<file>', 'routerbench/<file>', 'gsm8k', 'mmlu'
+                )->list:
+    "(need, path in a data folder, URL, sha256 or None) for every file of `needs`; a query dataset is its hub parquet files"
+    rows = []
+    for need in needs:
+        if _check_need(need) in HUB_DATASETS:
+            rows += [(need, f'{need}/{sp}.parquet', hub_url(need, sp), None) for sp in DATA_SPLITS[need]]
+        else:
+            kind, _, name = need.partition('/')
+            rows.append((need, need, outcome_url(kind, name), OUTCOME_FILES[kind][name][1]))
+    return rows
+
+# %% ../nbs/01_data.ipynb #df43ce69
+def local_copy(need:str, # a data-folder path, as in `data_sources`
+              )->Path|None:
+    "The local file or folder that holds `need` (data folder, else cache), or `None`"
+    d = data_dir()
+    if _check_need(need) in HUB_DATASETS:
+        if d is None or not (d/need).is_dir(): return None
+        own = {'gsm8k': '.jsonl', 'mmlu': ''}[need]
+        req = ['train', 'test'] if need == 'gsm8k' else ['dev', 'test']
+        return d/need if all(_local_split(d/need, sp, own) for sp in req) else None
+    kind, _, name = need.partition('/')
+    try: return outcome_file(kind, name, download_missing=False)
+    except InputError: return None
+
+# %% ../nbs/01_data.ipynb #4d690dee
+def _fetch_file(url, dest, sha, down:dict)->Path:
+    "download() unless its host is known down (or is the hub while HF_HUB_OFFLINE is set); records a host that does not answer"
+    host = urlparse(url).netloc
+    if host == _hub_host() and hub_offline(): down.setdefault(host, 'HF_HUB_OFFLINE is set')
+    if host in down: raise UnreachableError(f"{host} not reached", host=host, why=down[host])
+    try: return download(url, dest, sha)
+    except UnreachableError as e: down[e.host] = e.why; raise
+
+def _fetch_need(need:str, out:Path|None, down:dict):
+    "Get one need; returns where it is (a path, or a note for `datasets`' cache)"
+    have = local_copy(need)
+    if need in HUB_DATASETS:
+        if out is None:
+            if have is not None: return have
+            if _hub_host() in down: raise UnreachableError(f"{_hub_host()} not reached", host=_hub_host(), why=down[_hub_host()])
+            try:
+                if need == 'gsm8k': _gsm8k_raw('train'); _gsm8k_raw('test')
+                else: _mmlu_hub()
+            except UnreachableError as e: down[e.host] = e.why; raise
+            return f"{HUB_DATASETS[need][0]} in the datasets cache"
+        if have is not None:
+            if have.resolve() != (out/need).resolve(): shutil.copytree(have, out/need, dirs_exist_ok=True)
+            return out/need
+        for _, rel, url, sha in data_sources([need]):
+            if not (out/rel).is_file(): _fetch_file(url, out/rel, sha, down)
+        return out/need
+    kind, _, name = need.partition('/')
+    url, sha = outcome_url(kind, name), OUTCOME_FILES[kind][name][1]
+    dest = cache_dir('outcomes', kind)/name if out is None else out/need
+    if out is not None and dest.is_file() and sha256_file(dest) == sha: return dest
+    if have is not None:
+        if out is None or have.resolve() == dest.resolve(): return have
+        return atomic_write(dest, have.read_bytes())
+    return _fetch_file(url, dest, sha, down)
+
+# %% ../nbs/01_data.ipynb #a59f2c21
+def fetch_data(needs, # data-folder paths: 'routerdc/<file>', 'routerbench/<file>', 'gsm8k', 'mmlu'
+               out=None, # a folder to lay the data out in (a data folder); None: the caches
+               log=None, # called with (need, where it is) as each arrives
+              )->dict:
+    "{need: where it is} for every need; `InputError` listing every need that could not be had, and why"
+    needs = [_check_need(n) for n in dict.fromkeys(needs)]
+    out = None if out is None else Path(out)
+    got, failed, down = {}, {}, {}
+    for need in needs:
+        try: got[need] = _fetch_need(need, out, down)
+        except UnreachableError as e: failed[need] = f"{e.host} not reached ({e.why})"
+        except InputError as e: failed[need] = str(e)
+        else:
+            if log: log(need, got[need])
+    if failed:
+        why = {}
+        for need, w in failed.items(): why.setdefault(w, []).append(need + ('/' if need in HUB_DATASETS else ''))
+        d = data_dir()
+        raise InputError(f"{len(failed)} of {len(needs)} files or folders the study needs are missing: "
+                         + "; ".join(f"{w}: {', '.join(ns)}" for w, ns in why.items())
+                         + f". Looked in the data folder ({d or 'none: LLMROUTE_DATA_DIR is unset'}) and the cache ({cache_dir('outcomes')}). "
+                         f"Set LLMROUTE_DATA_DIR to a folder laid out as {DATA_LAYOUT} ({FETCH_HINT})")
+    return got
