@@ -7,26 +7,15 @@ from __future__ import annotations
 import itertools, os
 import numpy as np, pandas as pd
 from .core import InputError
-from .evaluation import as_correct, method, oracle_choices, pareto_front, random_method, subset_oracles
+from .evaluation import (as_correct, best_single, cost_matrix, method, oracle_choices, oracle_rule, pareto_front,
+                                 random_method, subset_oracles)
+from .policies import model_rank, ranked_argmax
 
 # %% auto #0
-__all__ = ['COST_QUALITY_COLUMNS', 'cost_matrix', 'cost_method', 'nondecreasing_hull', 'aiq', 'cost_save_pct', 'apgr', 'cpt',
-           'cpt50', 'strong_share_curve', 'oracle_strong_curve', 'rule_choices', 'default_grid', 'cost_sweep',
-           'single_rows', 'auto_cost', 'sweep_pick', 'cheapest_oracle_choices', 'cost_quality_table', 'config_choices',
-           'with_costs', 'cost_quality', 'short_names', 'greedy_subsets', 'pool_subsets', 'quality_cost_figure',
-           'cost_figure']
-
-# %% ../nbs/08a_costs.ipynb #bf02350a
-def cost_matrix(cost, # (K,) cost per model, or (n, K) cost per query and model
-                n:int, # number of queries
-                K:int, # number of models
-               )->np.ndarray:
-    "`cost` as a float `(n, K)` array, or an `InputError` saying what is wrong"
-    c = np.asarray(cost, float)
-    if c.shape == (K,): c = np.broadcast_to(c, (n, K))
-    if c.shape != (n, K): raise InputError(f"cost must have shape ({K},) or ({n}, {K}), got {c.shape}", field='cost')
-    if not np.isfinite(c).all() or (c < 0).any(): raise InputError("costs must be finite and >= 0", field='cost')
-    return c
+__all__ = ['COST_QUALITY_COLUMNS', 'cost_method', 'nondecreasing_hull', 'aiq', 'cost_save_pct', 'apgr', 'cpt', 'cpt50',
+           'strong_share_curve', 'oracle_strong_curve', 'rule_choices', 'default_grid', 'cost_sweep', 'single_rows',
+           'auto_cost', 'sweep_pick', 'cost_quality_table', 'config_choices', 'with_costs', 'cost_quality',
+           'short_names', 'greedy_subsets', 'pool_subsets', 'quality_cost_figure', 'cost_figure']
 
 # %% ../nbs/08a_costs.ipynb #0430706a
 def cost_method(C, # (n, K) 0/1 correctness
@@ -184,6 +173,7 @@ def rule_choices(P, # (n, K) predicted probability of correctness
                  rule:str, # 'utility', 'threshold' or 'pgap'
                  param:float, # lam, tau or t
                  strong:int|None=None, # 'pgap': the strong model's column
+                 rank=None, # (K,) models best first (`model_rank` on validation): ties go to the better rank
                 )->np.ndarray:
     "(n,) model chosen for each query by a cost-aware rule at one setting of its knob"
     P = np.asarray(P, float)
@@ -193,22 +183,23 @@ def rule_choices(P, # (n, K) predicted probability of correctness
         if K != 2 or strong not in (0, 1): raise InputError("rule 'pgap' needs a two-model pool and strong=0 or 1", field='rule')
         return np.where(P[:, strong] - P[:, 1 - strong] >= param, strong, 1 - strong)
     c = cost_matrix(cost, n, K)
-    if rule == 'utility': return np.argmax(P - param * c, 1)
+    if rule == 'utility': return ranked_argmax(P - param * c, rank)
     if rule == 'threshold':
         ok = P >= param
-        cheapest = np.argmin(np.where(ok, c, np.inf), 1)
-        return np.where(ok.any(1), cheapest, P.argmax(1))
+        cheapest = ranked_argmax(-np.where(ok, c, np.inf), rank, tol=0)   # equal prices: the better rank
+        return np.where(ok.any(1), cheapest, ranked_argmax(P, rank))
     raise InputError(f"rule must be 'utility', 'threshold' or 'pgap', got {rule!r}", field='rule')
 
 # %% ../nbs/08a_costs.ipynb #3af70a0e
 def default_grid(cost, # (K,) or (n, K) cost on the split the grid is built for
                  K:int, # number of models
+                 scale:float|None=None, # the typical cost (default: the dearest model's mean cost)
                 )->dict:
     "Knob values per rule: lam = 0 and 48 geometric steps around 1/typical cost; tau in 0..1 by 0.025; t in -1..1 by 0.02"
     c = np.asarray(cost, float).reshape(-1, K).mean(0) if cost is not None else None
     out = dict(pgap=np.r_[np.round(np.linspace(-1, 1, 101), 4), np.inf])
     if c is not None:
-        scale = float(np.max(c)) if np.max(c) > 0 else 1.
+        scale = float(scale) if scale is not None and scale > 0 else float(np.max(c)) if np.max(c) > 0 else 1.
         out['utility'] = np.r_[0., np.geomspace(1e-3, 1e3, 48) / scale]
         out['threshold'] = np.round(np.linspace(0, 1, 41), 4)
     return out
@@ -227,18 +218,21 @@ def cost_sweep(P_val, C_val, P_test, C_test, # (n, K) predictions and 0/1 correc
     if Pv.shape != Cv.shape or Pt.shape != Ct.shape: raise InputError(f"P and C shapes differ: {Pv.shape} vs {Cv.shape}, {Pt.shape} vs {Ct.shape}")
     if (cost_val is None) != (cost_test is None): raise InputError("give a cost for both splits or for neither", field='cost')
     has_cost = cost_val is not None
-    if strong is None and K == 2: strong = int(np.argmax(Cv.mean(0)))
-    rules = rules or ((['utility', 'threshold'] if has_cost else []) + (['pgap'] if K == 2 else []))
-    grid = {**default_grid(cost_val, K), **(grid or {})}
     cv = cost_matrix(cost_val, *Cv.shape) if has_cost else None
     ct = cost_matrix(cost_test, *Ct.shape) if has_cost else None
+    rank = model_rank(Cv, cv)                 # ties between models: by validation accuracy, then cost, never by name
+    if strong is None and K == 2: strong = int(rank[0])
+    rules = rules or ((['utility', 'threshold'] if has_cost else []) + (['pgap'] if K == 2 else []))
+    # the utility weights scale with the best single model's price: scaling every cost scales them, and a model
+    # nobody would pick (dearer and worse than all) moves no knob
+    grid = {**default_grid(cost_val, K, scale=cv[:, rank[0]].mean() if has_cost else None), **(grid or {})}
     rows = []
     for rule in rules:
         if rule not in grid: raise InputError(f"rule {rule!r} needs a cost (or two models for 'pgap')", field='rules')
         for v in grid[rule]:
             r = dict(router=router, rule=rule, param=float(v))
             for sp, P, C, c in (('val', Pv, Cv, cv), ('test', Pt, Ct, ct)):
-                ch = rule_choices(P, c, rule, v, strong)
+                ch = rule_choices(P, c, rule, v, strong, rank)
                 r[f'{sp}_accuracy'] = 100 * C[np.arange(len(C)), ch].mean()
                 r[f'{sp}_cost'] = c[np.arange(len(C)), ch].mean() if has_cost else np.nan
                 if K == 2: r[f'{sp}_strong_pct'] = 100 * (ch == strong).mean()
@@ -252,8 +246,8 @@ def single_rows(C_val, C_test, # (n, K) 0/1 correctness of validation and test
                )->pd.DataFrame:
     "The single LLMs as sweep rows (router = model name, rule 'single'), to compete in `auto_cost`"
     Cv, Ct = as_correct(C_val, models), as_correct(C_test, models); rows = []
-    for k, m in enumerate(models):
-        r = dict(router=m, rule='single', param=np.nan)
+    for k in model_rank(Cv, None if cost_val is None else cost_matrix(cost_val, *Cv.shape)):   # best first: ties by the data
+        m = models[k]; r = dict(router=m, rule='single', param=np.nan)
         for sp, C, c in (('val', Cv, cost_val), ('test', Ct, cost_test)):
             r[f'{sp}_accuracy'] = 100 * C[:, k].mean()
             r[f'{sp}_cost'] = cost_matrix(c, *C.shape)[:, k].mean() if c is not None else np.nan
@@ -288,14 +282,6 @@ def sweep_pick(g:pd.DataFrame, # sweep rows of one router and rule
     if bar is not None and g.val_cost.notna().all() and (g.val_accuracy >= bar - 1e-9).any(): return auto_cost(g, bar)
     o = g.assign(_c=g.val_cost.fillna(0), _o=np.arange(len(g))).sort_values(['val_accuracy', '_c', '_o'], ascending=[False, True, True], kind='stable')
     return g.loc[o.index[0]].copy()
-
-# %% ../nbs/08a_costs.ipynb #86307d0f
-def cheapest_oracle_choices(C, # (n, K) 0/1 correctness
-                            cost, # (K,) or (n, K) cost
-                           )->np.ndarray:
-    "Per query, the cheapest model that answers it (the cheapest model where none does)"
-    C = as_correct(C); c = cost_matrix(cost, *C.shape)
-    return np.where(C.any(1), np.argmin(np.where(C > 0, c, np.inf), 1), np.argmin(c, 1))
 
 # %% ../nbs/08a_costs.ipynb #26b1e8e1
 COST_QUALITY_COLUMNS = ['method', 'family', 'accuracy', 'mean_cost', 'gain', 'cost_saving_pct', 'aiq', 'cost_save_pct',
@@ -374,11 +360,12 @@ def config_choices(row, # a sweep row (router, rule, param), e.g. `auto_cost`'s
                    models:list, # the K model names (a 'single' row's router is one of them)
                    n:int, # number of queries of the split
                    strong:int|None=None, # two-model pools: the strong column ('pgap')
+                   rank=None, # (K,) models best first on validation, for ties (`model_rank`)
                   )->np.ndarray:
     "(n,) choices of one sweep configuration on a split"
     if row['rule'] == 'single': return np.full(n, list(models).index(row['router']))
     if row['router'] not in P: raise InputError(f"no predictions for router {row['router']!r}", field='P')
-    return rule_choices(P[row['router']], cost, row['rule'], row['param'], strong)
+    return rule_choices(P[row['router']], cost, row['rule'], row['param'], strong, rank)
 
 # %% ../nbs/08a_costs.ipynb #2dc65547
 def with_costs(methods:dict, # name -> (family, per-query vectors)
@@ -408,7 +395,8 @@ def cost_quality(P_val:dict, # router name -> (n_val, K) predictions on validati
     basis = 'cost' if cost_val is not None else ('latency_s' if latency is not None and np.isfinite(np.asarray(latency, float)).all() else None)
     if basis == 'latency_s': cost_val = cost_test = np.asarray(latency, float)
     if basis is None and K != 2: return None
-    best = models[int(np.argmax(Cv.mean(0)))]
+    rank = model_rank(Cv, cost_matrix(cost_val, *Cv.shape) if basis else None)   # ties: by the data, never by name
+    best = models[int(rank[0])]                                                   # `best_single` of validation
     strong = models.index(best) if K == 2 else None
     sweep = pd.concat([single_rows(Cv, Ct, models, cost_val, cost_test)] +
                       [cost_sweep(P_val[r], Cv, P_test[r], Ct, cost_val, cost_test, router=r, strong=strong) for r in P_val],
@@ -416,14 +404,14 @@ def cost_quality(P_val:dict, # router name -> (n_val, K) predictions on validati
     n = len(Ct)
     if methods is None:
         methods = {m: ('single', method(Ct, np.full(n, k), latency)) for k, m in enumerate(models)}
-        ch = cheapest_oracle_choices(Ct, cost_test) if basis else oracle_choices(Ct)
+        ch = oracle_choices(Ct, latency, oracle_rule(latency, cost_test if basis == 'cost' else None), cost=cost_test if basis == 'cost' else None)
         methods['oracle'] = ('oracle', method(Ct, ch, latency))
         methods['random'] = ('baseline', random_method(Ct, latency))
     auto = auto_m = None
     if basis:
         methods = with_costs(methods, cost_test, n, K)
         auto = auto_cost(sweep, tol=tol)
-        auto_m = cost_method(Ct, config_choices(auto, P_test, cost_test, models, n, strong), cost_test, latency)
+        auto_m = cost_method(Ct, config_choices(auto, P_test, cost_test, models, n, strong, rank), cost_test, latency)
         methods = {**methods, 'auto-cost': ('auto', auto_m)}
     table = cost_quality_table(methods, best, models, Ct, sweep, basis)
     return dict(table=table, sweep=sweep, auto=auto, auto_method=auto_m, best=best, cost_basis=basis, models=list(models))
@@ -463,11 +451,13 @@ def greedy_subsets(C, # (n, K) 0/1 correctness
                    latency=None, # (K,) seconds per model: ties go to the faster; latency columns filled
                    rule:str='first', # choice within a subset, as in `oracle_choices`
                    max_size:int|None=None, # stop at this size (default K)
+                   cost=None, # (K,) or (n, K) cost: rule 'cheapest', and ties go to the cheaper
                   )->pd.DataFrame:
     "The subset of each size found by greedy forward selection, with `subset_oracles`'s columns and method='greedy'"
     C = as_correct(C, models); n, K = C.shape
     lat = None if latency is None else np.asarray(latency, float)
-    tie = np.argsort(lat, kind='stable') if lat is not None and not np.isnan(lat).any() else np.arange(K)
+    known = lambda v: v is not None and np.isfinite(np.asarray(v, float)).all()
+    tie = model_rank(C, cost if known(cost) else lat if known(lat) else None)   # equal gains: by the data, not the name
     rank = np.empty(K, int); rank[tie] = np.arange(K)
     covered = np.zeros(n, bool); chosen = []; rows = []
     for size in range(1, min(max_size or K, K) + 1):
@@ -476,7 +466,7 @@ def greedy_subsets(C, # (n, K) 0/1 correctness
         k = int(max(range(K), key=lambda j: (gain[j], -rank[j])))
         chosen.append(k); covered |= C[:, k] > 0
         mask = np.zeros(K, bool); mask[chosen] = True
-        m = method(C, oracle_choices(C, lat, rule, allowed=mask), lat)
+        m = method(C, oracle_choices(C, lat, rule, allowed=mask, cost=cost), lat)
         ok = m['correct'].sum()
         rows.append(dict(subset='+'.join(models[j] for j in sorted(chosen)), size=size, accuracy=m['correct'].mean(),
                          latency_s=m['latency'].mean(), latency_correct_s=m['lat_hit'].sum() / ok if ok else np.nan,
@@ -489,10 +479,12 @@ def pool_subsets(C, # (n, K) 0/1 correctness
                  latency=None, # (K,) seconds per model
                  rule:str='first', # choice within a subset
                  exact_max:int=12, # all subsets up to this many models, greedy above
+                 cost=None, # (K,) or (n, K) cost: rule 'cheapest'
                 )->pd.DataFrame:
     "All subset oracles (method='exact') for pools up to `exact_max` models, else the greedy one per size"
-    if len(models) <= exact_max: return subset_oracles(C, models, latency, rule, max_models=exact_max).assign(method='exact')
-    return greedy_subsets(C, models, latency, rule)
+    if len(models) <= exact_max:
+        return subset_oracles(C, models, latency, rule, max_models=exact_max, cost=cost).assign(method='exact')
+    return greedy_subsets(C, models, latency, rule, cost=cost)
 
 # %% ../nbs/08a_costs.ipynb #854d9dab
 def _place_labels(ax, xs, ys, labels, fontsize=8):

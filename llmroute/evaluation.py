@@ -7,13 +7,14 @@ from __future__ import annotations
 import itertools, re
 import numpy as np, pandas as pd
 from .core import InputError
-from .policies import SAFE_MARGINS, cv_folds, cv_safe_choices, Safe
+from .policies import SAFE_MARGINS, cv_folds, cv_safe_choices, Safe, model_rank
 
 # %% auto #0
-__all__ = ['PAPER_LATENCY', 'PAPER_KEYS', 'RESULT_COLUMNS', 'as_correct', 'paper_key', 'model_latency', 'size_proxy',
-           'routed_correct', 'method', 'single', 'single_accuracy', 'oracle_choices', 'oracle_accuracy',
-           'upper_bound_choices', 'upper_bound_method', 'random_method', 'subset_oracles', 'bootstrap_means',
-           'bootstrap_ci', 'results_table', 'select_auto', 'tradeoff_curve', 'pareto_front', 'cluster_stability']
+__all__ = ['PAPER_LATENCY', 'PAPER_KEYS', 'ORACLE_RULES', 'RESULT_COLUMNS', 'as_correct', 'paper_key', 'model_latency',
+           'size_proxy', 'routed_correct', 'cost_matrix', 'method', 'single', 'single_accuracy', 'oracle_rule',
+           'oracle_choices', 'oracle_accuracy', 'best_single', 'upper_bound_choices', 'upper_bound_method',
+           'random_method', 'subset_oracles', 'bootstrap_means', 'bootstrap_ci', 'significant', 'results_table',
+           'select_auto', 'tradeoff_curve', 'pareto_front', 'cluster_stability']
 
 # %% ../nbs/08_evaluation.ipynb #69506cce
 def as_correct(C, # (n, K) correctness: 0/1, bool, or a DataFrame of them
@@ -84,17 +85,33 @@ def routed_correct(C, # (n, K) 0/1 correctness
     return ok
 
 # %% ../nbs/08_evaluation.ipynb #bb793d3a
+def cost_matrix(cost, # (K,) cost per model, or (n, K) cost per query and model
+                n:int, # number of queries
+                K:int, # number of models
+               )->np.ndarray:
+    "`cost` as a float `(n, K)` array, or an `InputError` saying what is wrong"
+    c = np.asarray(cost, float)
+    if c.shape == (K,): c = np.broadcast_to(c, (n, K))
+    if c.shape != (n, K): raise InputError(f"cost must have shape ({K},) or ({n}, {K}), got {c.shape}", field='cost')
+    if not np.isfinite(c).all() or (c < 0).any(): raise InputError("costs must be finite and >= 0", field='cost')
+    return c
+
+def _known(v)->bool:
+    "Is there a finite value for every model (a cost or latency vector or matrix)?"
+    return v is not None and np.size(v) > 0 and np.isfinite(np.asarray(v, float)).all()
+
+# %% ../nbs/08_evaluation.ipynb #6881a6d4
 def method(C, # (n, K) 0/1 correctness
            choices, # (n,) chosen model index per query
            latency=None, # (K,) seconds per query per model (NaN where unknown)
-           cost=None, # (K,) cost per query per model
+           cost=None, # (K,) cost per query per model, or (n, K) each query's own
            correct=None, # (n,) correctness to use instead of C[i, choice] (e.g. the P1 rule)
           )->dict:
     "Per-query vectors of a routed method: correct, latency, lat_hit (latency where correct, else 0), cost"
     C = as_correct(C); ch = np.asarray(choices, int); n, K = C.shape
     ok = routed_correct(C, ch) if correct is None else np.asarray(correct, float)
     lat = np.full(n, np.nan) if latency is None else np.asarray(latency, float)[ch]
-    cst = np.full(n, np.nan) if cost is None else np.asarray(cost, float)[ch]
+    cst = cost_matrix(cost, n, K)[np.arange(n), ch] if _known(cost) else np.full(n, np.nan)
     return dict(correct=ok, latency=lat, lat_hit=np.where(ok > 0, lat, 0.) * ok, cost=cst, choices=ch)
 
 def single(C, # (n, K) 0/1 correctness
@@ -111,56 +128,81 @@ def single_accuracy(C, # (n, K) 0/1 correctness
     "Accuracy (fraction) of every single model, indexed by model name"
     return pd.Series(as_correct(C, models).mean(0), index=list(models), name='accuracy')
 
+ORACLE_RULES = {'cheapest': "the cheapest correct model (the cheapest of all where none is): RouterBench's oracle",
+                'fastest': "the fastest correct model (the fastest of all where none is): latency but no cost",
+                'first': "the first correct model in pool order (the first where none is): the paper's; no cost or latency"}
+
+def oracle_rule(latency=None, # (K,) seconds per model, NaN where unknown
+                cost=None, # (K,) or (n, K) cost, NaN where unknown
+               )->str:
+    "'cheapest' where every model has a cost, else 'fastest' where every model has a latency, else 'first'"
+    return 'cheapest' if _known(cost) else 'fastest' if _known(latency) else 'first'
+
 def oracle_choices(C, # (n, K) 0/1 correctness
-                   latency=None, # (K,) seconds per model, needed for rule='fastest'
-                   rule:str='first', # 'first': first correct model in list order (the paper); 'fastest': fastest correct
+                   latency=None, # (K,) seconds per model: rule 'fastest' (and ties of 'cheapest')
+                   rule:str='first', # 'cheapest', 'fastest' or 'first' (`ORACLE_RULES`); `oracle_rule` picks one
                    allowed=None, # (n, K) or (K,) mask of models the oracle may pick (a subset, a predicted set)
+                   cost=None, # (K,) or (n, K) cost: rule 'cheapest' (and ties of 'fastest')
                   )->np.ndarray:
-    "Per query, the model a perfect router picks among the allowed ones (the convention above when none is right)"
+    "Per query, the model a perfect router picks among the allowed ones (the rule's convention when none is right)"
     C = as_correct(C); n, K = C.shape
     A = np.ones_like(C, bool) if allowed is None else np.broadcast_to(np.asarray(allowed, bool), C.shape)
-    if rule == 'first': order = np.arange(K)
-    elif rule == 'fastest':
-        if latency is None or np.isnan(np.asarray(latency, float)).any():
-            raise InputError("rule='fastest' needs a latency for every model")
-        order = np.argsort(np.asarray(latency, float), kind='stable')
-    else: raise InputError(f"rule must be 'first' or 'fastest', got {rule!r}")
-    hit = (C.astype(bool) & A)[:, order]
-    fallback = A[:, order].argmax(1)                  # first allowed model in this order
+    if rule not in ORACLE_RULES: raise InputError(f"rule must be one of {list(ORACLE_RULES)}, got {rule!r}", field='rule')
+    if rule == 'fastest' and not _known(latency): raise InputError("rule='fastest' needs a latency for every model", field='latency')
+    if rule == 'cheapest' and not _known(cost): raise InputError("rule='cheapest' needs a cost for every model", field='cost')
+    lat = cost_matrix(latency, n, K) if _known(latency) else np.zeros((n, K))
+    cst = cost_matrix(cost, n, K) if _known(cost) else np.zeros((n, K))
+    keys = {'first': (np.zeros((n, K)),), 'fastest': (cst, lat), 'cheapest': (lat, cst)}[rule]
+    order = np.lexsort(keys, axis=1) if rule != 'first' else np.tile(np.arange(K), (n, 1))   # per query, best first
+    hit = np.take_along_axis(C.astype(bool) & A, order, 1)
+    fallback = np.take_along_axis(A, order, 1).argmax(1)              # the first allowed model in this order
     pos = np.where(hit.any(1), hit.argmax(1), fallback)
-    return order[pos]
+    return order[np.arange(n), pos]
 
 def oracle_accuracy(C, # (n, K) 0/1 correctness
                    )->float:
     "Fraction of queries that at least one model answers correctly"
     return float(as_correct(C).max(1).mean())
 
+# %% ../nbs/08_evaluation.ipynb #79c782aa
+def best_single(C, # (n, K) 0/1 correctness of the split that chooses (validation)
+                cost=None, # (K,) or (n, K) cost: the cheaper of equally accurate models
+                latency=None, # (K,) seconds: the faster, where not every model has a cost
+               )->int:
+    "The column of the best single LLM: the most accurate, ties by cost (else latency), then by the data"
+    return int(model_rank(as_correct(C), cost if _known(cost) else latency if _known(latency) else None)[0])
+
 # %% ../nbs/08_evaluation.ipynb #be8e327b
 def upper_bound_choices(C, # (n, K) 0/1 correctness
                         positive, # (n, K) bool: models the classifier predicts correct (e.g. P > 0.5)
-                        latency=None, rule:str='first')->np.ndarray:
-    "The oracle's choice within each query's predicted-positive set (the first model when the set is empty)"
-    return oracle_choices(C, latency, rule, allowed=np.asarray(positive, bool))
+                        latency=None, rule:str='first', cost=None, # as in `oracle_choices`
+                       )->np.ndarray:
+    "The oracle's choice within each query's predicted-positive set (the rule's first model when the set is empty)"
+    pos = np.asarray(positive, bool)
+    ch = oracle_choices(C, latency, rule, allowed=pos, cost=cost)
+    empty = ~pos.any(1)   # nothing predicted positive: the rule's choice over the whole pool
+    return np.where(empty, oracle_choices(np.zeros_like(pos), latency, rule, cost=cost), ch) if empty.any() else ch
 
 def upper_bound_method(C, # (n, K) 0/1 correctness
                        positive, # (n, K) bool: models the classifier predicts correct
-                       latency=None, cost=None, # (K,) seconds and cost per model
-                       rule:str='first', # which correct predicted model carries the latency, as in `oracle_choices`
+                       latency=None, cost=None, # (K,) seconds and (K,) or (n, K) cost
+                       rule:str='first', # which correct predicted model carries the latency and cost, as in `oracle_choices`
                       )->dict:
     "Per-query vectors of the classifier upper bound: correct iff some predicted-positive model is correct"
     C = as_correct(C); pos = np.asarray(positive, bool)
-    return method(C, upper_bound_choices(C, pos, latency, rule), latency, cost, correct=(C.astype(bool) & pos).any(1))
+    return method(C, upper_bound_choices(C, pos, latency, rule, cost), latency, cost, correct=(C.astype(bool) & pos).any(1))
 
 # %% ../nbs/08_evaluation.ipynb #98897aab
 def random_method(C, # (n, K) 0/1 correctness
-                  latency=None, cost=None, # (K,) seconds and cost per model
+                  latency=None, # (K,) seconds per model
+                  cost=None, # (K,) or (n, K) cost
                  )->dict:
     "Per-query expected vectors of routing uniformly at random (no Monte Carlo)"
     C = as_correct(C); n, K = C.shape
     lat = np.full(K, np.nan) if latency is None else np.asarray(latency, float)
-    cst = np.full(K, np.nan) if cost is None else np.asarray(cost, float)
+    cst = cost_matrix(cost, n, K).mean(1) if _known(cost) else np.full(n, np.nan)
     return dict(correct=C.mean(1), latency=np.full(n, lat.mean()), lat_hit=(C * lat).mean(1),
-                cost=np.full(n, cst.mean()), choices=None)
+                cost=cst, choices=None)
 
 # %% ../nbs/08_evaluation.ipynb #c9ee02a8
 def subset_oracles(C, # (n, K) 0/1 correctness
@@ -168,6 +210,7 @@ def subset_oracles(C, # (n, K) 0/1 correctness
                    latency=None, # (K,) seconds per model
                    rule:str='first', # choice within a subset, as in `oracle_choices`
                    max_models:int=8, # refuse larger pools (2^K subsets)
+                   cost=None, # (K,) or (n, K) cost: rule 'cheapest'
                   )->pd.DataFrame:
     "Oracle accuracy and latency of all 2^K - 1 subsets of the pool, largest accuracy first"
     C = as_correct(C, models); n, K = C.shape
@@ -176,7 +219,7 @@ def subset_oracles(C, # (n, K) 0/1 correctness
     for size in range(1, K + 1):
         for S in itertools.combinations(range(K), size):
             mask = np.zeros(K, bool); mask[list(S)] = True
-            m = method(C, oracle_choices(C, latency, rule, allowed=mask), latency)
+            m = method(C, oracle_choices(C, latency, rule, allowed=mask, cost=cost), latency)
             ok = m['correct'].sum()
             rows.append(dict(subset='+'.join(models[k] for k in S), size=size, accuracy=m['correct'].mean(),
                              latency_s=m['latency'].mean(), latency_correct_s=m['lat_hit'].sum() / ok if ok else np.nan))
@@ -210,6 +253,13 @@ def bootstrap_ci(X, # (n,) or (n, m) per-query values
     return (mean, lo, hi) if X.ndim == 2 else (float(mean[0]), float(lo[0]), float(hi[0]))
 
 # %% ../nbs/08_evaluation.ipynb #6841ab0e
+def significant(x:float, # a number
+                digits:int=6, # significant digits kept
+               )->float:
+    "`x` rounded to `digits` significant digits (NaN stays NaN): for prices, which decimals would round to zero"
+    return float(f"{x:.{digits}g}") + 0.0 if np.isfinite(x) else np.nan   # + 0.0: no -0.0
+
+# %% ../nbs/08_evaluation.ipynb #a2ae3fa1
 RESULT_COLUMNS = ['method', 'family', 'accuracy', 'ci_low', 'ci_high', 'gain', 'gain_ci_low', 'gain_ci_high',
                   'gap_closed', 'mean_latency_s', 'latency_correct_s', 'mean_cost', 'n_test']
 
@@ -244,8 +294,9 @@ def results_table(methods:dict, # name -> (family, per-query vectors from `metho
                          latency_correct_s=(v['lat_hit'].sum() / ok if ok and not np.isnan(v['latency']).any() else np.nan),
                          mean_cost=mean_nan(v['cost']), n_test=len(v['correct'])))
     df = pd.DataFrame(rows, columns=RESULT_COLUMNS)
-    num = df.select_dtypes('float').columns
+    num = [c for c in df.select_dtypes('float').columns if c != 'mean_cost']
     df[num] = df[num].round(decimals) + 0.0          # + 0.0 turns -0.0 into 0.0
+    df['mean_cost'] = df.mean_cost.map(lambda x: significant(x, decimals + 2))   # prices of $1e-5: digits, not decimals
     return df
 
 # %% ../nbs/08_evaluation.ipynb #1a8f263c
@@ -257,6 +308,7 @@ def select_auto(P_val:dict, # candidate router name -> (n, K) its predicted corr
                 margins=SAFE_MARGINS, # candidate margins of the safe policy
                 single:str='best single', # the name of the best-single candidate in the table
                 min_se:float=1.0, # a router must beat the best single LLM out of fold by this many paired standard errors
+                cost=None, # (K,) cost (or latency) per model: ties between equally accurate models go to the cheaper
                )->tuple:
     "(the chosen candidate: `single` or a router name; a table of each candidate's out-of-fold and in-sample val accuracy)"
     C = as_correct(C_val); n = len(C)
@@ -264,15 +316,16 @@ def select_auto(P_val:dict, # candidate router name -> (n, K) its predicted corr
     ch = np.empty(n, int)
     for f in np.unique(folds):
         o = folds != f
-        ch[folds == f] = int(C[o].mean(0).argmax()) if o.any() else int(C.mean(0).argmax())
+        ch[folds == f] = best_single(C[o] if o.any() else C, cost)
     base = routed_correct(C, ch)
     rows = [dict(candidate=single, cv_val_accuracy=100 * base.mean(), val_accuracy=100 * C.mean(0).max(), cv_gain_se=0.0)]
     for name, P in P_val.items():
         P = np.asarray(P, float)
         if P.shape != C.shape: raise InputError(f"{name}: predictions of shape {P.shape}, validation labels {C.shape}", field='P_val')
-        ok = routed_correct(C, cv_safe_choices(P, C, folds, margins)); d = ok - base
+        ok = routed_correct(C, cv_safe_choices(P, C, folds, margins, cost=cost)); d = ok - base
         se = d.std(ddof=1) / np.sqrt(n) if n > 1 else 0.
-        rows.append(dict(candidate=name, cv_val_accuracy=100 * ok.mean(), val_accuracy=100 * routed_correct(C, Safe(margins).fit(P, C).choose(P)).mean(),
+        rows.append(dict(candidate=name, cv_val_accuracy=100 * ok.mean(),
+                         val_accuracy=100 * routed_correct(C, Safe(margins).fit(P, C, cost).choose(P)).mean(),
                          cv_gain_se=d.mean() / se if se > 0 else 0.))
     tab = pd.DataFrame(rows)
     tab[['cv_val_accuracy', 'val_accuracy', 'cv_gain_se']] = tab[['cv_val_accuracy', 'val_accuracy', 'cv_gain_se']].round(4)

@@ -126,22 +126,30 @@ class EmbeddingFeaturizer:
                  cache:bool=True, # read and write the on-disk cache
                  device:str|None='cpu', # torch device for the encoder
                  show_progress:bool=False, # a tqdm bar while embedding
+                 exact:bool=True, # on the CPU, run the encoder in float64 and keep float32: batch-independent vectors
                 ):
         self.model = str(model) if model is not None else default_embedding_model()
         self.batch_size,self.normalize,self.cache,self.device,self.show_progress = batch_size,normalize,cache,device,show_progress
+        self.exact = exact
         self._st, self._mem, self._loaded, self._cache_path = None, {}, set(), None
         self.n_computed = 0
 
     @property
     def cache_path(self)->Path:
         "The folder of this model's embeddings (the model folder is hashed once per featurizer)"
-        if self._cache_path is None: self._cache_path = cache_dir('embeddings', model_key(self.model, self.normalize))
+        if self._cache_path is None:
+            key = model_key(self.model, self.normalize) + ('-f64' if self._float64 else '')   # float32 vectors are another cache
+            self._cache_path = cache_dir('embeddings', key)
         return self._cache_path
+
+    @property
+    def _float64(self)->bool: return getattr(self, 'exact', False) and str(self.device or 'cpu').startswith('cpu')
 
     def _encoder(self):
         if self._st is None:
             from sentence_transformers import SentenceTransformer
             self._st = SentenceTransformer(self.model, device=self.device)
+            if self._float64: self._st = self._st.double()
         return self._st
 
     def _read_cache(self):

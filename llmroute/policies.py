@@ -9,19 +9,50 @@ from sklearn.linear_model import LinearRegression
 from .core import InputError
 
 # %% auto #0
-__all__ = ['SAFE_MARGINS', 'POLICIES', 'Policy', 'ConfArgMax', 'SelectRandom', 'Prediction', 'SortedPrediction', 'Utility',
-           'safe_choice', 'margin_accuracy', 'tune_margin', 'Safe', 'cv_folds', 'cv_safe_choices', 'make_policy']
+__all__ = ['SAFE_MARGINS', 'POLICIES', 'model_rank', 'ranked_argmax', 'Policy', 'ConfArgMax', 'SelectRandom', 'Prediction',
+           'SortedPrediction', 'Utility', 'safe_choice', 'margin_accuracy', 'tune_margin', 'Safe', 'cv_folds',
+           'cv_safe_choices', 'make_policy']
 
 # %% ../nbs/06a_policies.ipynb #1d14c9e3
+def model_rank(C, # (n, K) 0/1 correctness on the split that ranks the models
+               cost=None, # (K,) or (n, K) cost (or latency) per model: cheaper ranks first among equally accurate
+               tol:float=1e-9, # accuracies closer than this are equal
+              )->np.ndarray:
+    "(K,) model columns, best first: accuracy, then lower mean cost, then the correctness column (never the name)"
+    C = np.asarray(C, float)
+    if C.ndim != 2: raise InputError(f"expected (n, K) correctness, got shape {C.shape}", field='C')
+    K = C.shape[1]
+    acc = np.round(C.mean(0) / tol) * tol if len(C) else np.zeros(K)
+    c = np.zeros(K) if cost is None else np.asarray(cost, float).reshape(-1, K).mean(0)
+    c = np.where(np.isnan(c), np.inf, c)
+    return np.array(sorted(range(K), key=lambda k: (-acc[k], c[k], tuple(-C[:, k]))), int)
+
+# %% ../nbs/06a_policies.ipynb #b2c46eb6
+def ranked_argmax(P, # (n, K) scores, higher is better
+                  rank=None, # (K,) model columns best first (`model_rank`); None: column order
+                  tol:float=1e-9, # values within this of a row's maximum count as tied
+                 )->np.ndarray:
+    "(n,) per row, the best-ranked column among those within `tol` of the row's maximum"
+    P = np.asarray(P, float)
+    if P.ndim != 2: raise InputError(f"expected (n, K) scores, got shape {P.shape}", field='P')
+    if rank is None: rank = np.arange(P.shape[1])
+    rank = np.asarray(rank, int)
+    Pr = P[:, rank]
+    top = np.nanmax(Pr, 1, keepdims=True) if P.shape[0] else Pr
+    return rank[(Pr >= top - tol).argmax(1)]
+
+# %% ../nbs/06a_policies.ipynb #11396cab
 class Policy:
-    "Base class: choose one model per query from (n, K) confidences"
+    "Base class: choose one model per query from (n, K) confidences; ties go to the models ranked first on the fit split"
     needs_fit = False
     def fit(self, P, # (n, K) router confidences on the split to fit on
             C, # (n, K) 0/1 correctness on that split
             latency=None, # (K,) latency or cost per model
            ):
-        "Learn what the policy needs (nothing for most)"
+        "Learn what the policy needs: at least the rank of the models that breaks ties (`model_rank`)"
+        self.rank_ = model_rank(C, latency)
         return self
+    def _argmax(self, P): return ranked_argmax(P, getattr(self, 'rank_', None))
     def choose(self, P, latency=None)->np.ndarray:
         "(n,) model indices"
         raise NotImplementedError
@@ -42,7 +73,7 @@ class ConfArgMax(Policy):
     "P1: the most confident model; `failures` marks a chosen model with confidence <= 0.5 (the paper's evaluation rule)"
     def __init__(self, fail_at:float=0.5, # the paper counts max confidence <= this as a failure
                 ): self.fail_at = fail_at
-    def choose(self, P, latency=None): return _P(P).argmax(1)
+    def choose(self, P, latency=None): return self._argmax(_P(P))
     def failures(self, P, choices=None):
         P = _P(P); ch = self.choose(P) if choices is None else np.asarray(choices, int)
         return P[np.arange(len(P)), ch] <= self.fail_at
@@ -54,10 +85,11 @@ class SelectRandom(ConfArgMax):
                  seed:int=0, # the draw is seeded: the same P gives the same choice
                  fail_at:float=0.5): self.below,self.top,self.seed,self.fail_at = below,top,seed,fail_at
     def choose(self, P, latency=None):
-        P = _P(P); ch = P.argmax(1)
+        P = _P(P); ch = self._argmax(P)
         low = np.nonzero(P.max(1) <= self.below)[0]
         if len(low):
-            tops = np.argsort(-P[low], axis=1, kind='stable')[:, :min(self.top, P.shape[1])]
+            r = getattr(self, 'rank_', np.arange(P.shape[1]))        # equal confidences: in rank order, not column order
+            tops = r[np.argsort(-P[low][:, r], axis=1, kind='stable')][:, :min(self.top, P.shape[1])]
             pick = np.random.default_rng(self.seed).integers(0, tops.shape[1], len(low))
             ch[low] = tops[np.arange(len(low)), pick]
         return ch
@@ -73,9 +105,11 @@ class Prediction(Policy):
         self.sort,self.rule = sort,rule
     def fit(self, P, C, latency=None):
         P, C = _P(P), np.asarray(C)
-        K = P.shape[1]
-        # fix 2 (and no test labels): the order comes from the fit split's own labels
-        self.order_ = np.argsort(C.mean(0), kind='stable') if self.sort else np.arange(K)
+        super().fit(P, C, latency)
+        # fix 2 (and no test labels): the order comes from the fit split's own labels. The pool's order is made of data
+        # too: P3's "first" is the best-ranked model (`model_rank`), P4's the rarest correct (equal rates in rank order)
+        pos = np.argsort(self.rank_); rate = C.mean(0)
+        self.order_ = np.array(sorted(range(P.shape[1]), key=lambda k: (rate[k], pos[k])), int) if self.sort else self.rank_
         Ps, Cs = P[:, self.order_], C[:, self.order_]
         first = Cs.argmax(1)
         y = np.where(Cs.any(1), Ps[np.arange(len(Ps)), first], 0.5)  # fix 1: targets of the same rows
@@ -86,8 +120,8 @@ class Prediction(Policy):
         if not hasattr(self, 'reg_'): raise ValueError("Prediction policy is not fitted: call fit(P, C) on a train or validation split")
         Ps = _P(P)[:, self.order_]
         yhat = self.reg_.predict(Ps)[:, None]
-        j = np.abs(Ps - yhat).argmin(1) if self.rule == 'closest' else (Ps - yhat).argmax(1)
-        return self.order_[j]  # fix 2: back to the model's own column
+        if self.rule == 'paper': return self._argmax(P)   # argmax_k (c_k - ŷ) = argmax_k c_k
+        return self.order_[ranked_argmax(-np.abs(Ps - yhat))]  # fix 2: back to the model's own column
 
 def SortedPrediction(rule:str='paper', # see `Prediction`
                     )->Prediction:
@@ -105,32 +139,35 @@ class Utility(Policy):
         cost = self.cost if self.cost is not None else latency
         if cost is None:
             if self.lam: raise InputError("Utility policy with lam > 0 needs a latency or cost per model (fit(..., latency=) or Utility(cost=))", field='latency')
-            return P.argmax(1)
-        return (P - self.lam*np.asarray(cost, float)[None]).argmax(1)
+            return self._argmax(P)
+        return self._argmax(P - self.lam*np.asarray(cost, float)[None])
 
 def safe_choice(P, # (n, K) predicted correctness (or gains) per model
                 best:int, # the best single model's column
                 margin:float, # leave `best` only when max(P - P[best]) exceeds this
+                rank=None, # (K,) models best first, for ties in P (`model_rank`; default: column order)
                )->np.ndarray:
     "(n,) choices: the argmax of P where its predicted gain over `best` exceeds `margin`, else `best`"
     P = np.asarray(P, float)
-    return np.where((P - P[:, [best]]).max(1) > margin, P.argmax(1), best)
+    return np.where((P - P[:, [best]]).max(1) > margin, ranked_argmax(P, rank), best)
 
 def margin_accuracy(P, C, # (n, K) predictions and 0/1 correctness
                     best:int, # the best single model's column
                     margins, # candidate margins
+                    rank=None, # (K,) models best first, for ties in P
                    )->np.ndarray:
     "Accuracy of `safe_choice` at every margin, in one pass"
     P, C = np.asarray(P, float), np.asarray(C, float); i = np.arange(len(P))
-    g = (P - P[:, [best]]).max(1); a, b = C[i, P.argmax(1)], C[i, best]
+    g = (P - P[:, [best]]).max(1); a, b = C[i, ranked_argmax(P, rank)], C[i, best]
     return (b.sum() + ((g[:, None] > np.asarray(margins)[None]) * (a - b)[:, None]).sum(0)) / max(len(P), 1)
 
 def tune_margin(P, C, # (n, K) predictions and 0/1 correctness on validation rows
                 best:int, # the best single model's column
                 margins, # candidate margins
+                rank=None, # (K,) models best first, for ties in P
                )->float:
     "The margin of highest validation accuracy; ties go to the largest (the safest)"
-    accs = margin_accuracy(P, C, best, margins)
+    accs = margin_accuracy(P, C, best, margins, rank)
     return max(m for m, a in zip(margins, accs) if a >= accs.max() - 1e-12)
 
 SAFE_MARGINS = tuple(np.round(np.linspace(0, 1, 51), 2))  # 1.0 never leaves the best model: the fallback is a candidate
@@ -143,14 +180,15 @@ class Safe(Policy):
                 ): self.margins,self.margin = tuple(margins),margin
     def fit(self, P, C, latency=None):
         P, C = _P(P), np.asarray(C)
-        self.best_ = int(C.mean(0).argmax())
+        super().fit(P, C, latency)
+        self.best_ = int(self.rank_[0])   # the best single model of the fit split, ties broken by the data
         if self.margin is not None: self.margin_ = float(self.margin)
         else:
-            self.margin_ = tune_margin(P, C, self.best_, self.margins)  # ties: the safest
+            self.margin_ = tune_margin(P, C, self.best_, self.margins, self.rank_)  # ties: the safest
         return self
     def choose(self, P, latency=None):
         if not hasattr(self, 'best_'): raise ValueError("Safe policy is not fitted: call fit(P, C) on a validation split")
-        return safe_choice(_P(P), self.best_, self.margin_)
+        return safe_choice(_P(P), self.best_, self.margin_, self.rank_)
 
 # %% ../nbs/06a_policies.ipynb #049b2ddf
 def cv_folds(n:int, # rows
@@ -166,15 +204,17 @@ def cv_safe_choices(P, # (n, K) predicted correctness on validation rows
                     folds, # (n,) fold of each row (`cv_folds`)
                     margins=SAFE_MARGINS, # candidate margins
                     best:int|None=None, # a fixed best model; default: chosen on the other folds, like the margin
+                    cost=None, # (K,) cost (or latency) per model: equally accurate models rank cheaper first
                    )->np.ndarray:
     "Safe-policy choices on every row, each fold's best model and margin chosen on the other folds only"
     P, C, folds = _P(P), np.asarray(C, float), np.asarray(folds)
     ch = np.empty(len(P), int)
     for f in np.unique(folds):
         o, i = folds != f, folds == f
-        if not o.any(): ch[i] = best if best is not None else int(C.mean(0).argmax()); continue
-        b = int(C[o].mean(0).argmax()) if best is None else best
-        ch[i] = safe_choice(P[i], b, tune_margin(P[o], C[o], b, margins))
+        r = model_rank(C[o] if o.any() else C, cost)
+        b = int(r[0]) if best is None else best
+        if not o.any(): ch[i] = b; continue
+        ch[i] = safe_choice(P[i], b, tune_margin(P[o], C[o], b, margins, r), r)
     return ch
 
 # %% ../nbs/06a_policies.ipynb #9721e588

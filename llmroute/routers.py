@@ -102,6 +102,7 @@ class Router:
         self.models_, self.n_models_ = models, Y.shape[1]
         self.latency_ = as_latency(latency, models)
         C = correct_labels(Y, self.threshold)
+        self.rank_ = model_rank(val[2] if val is not None else C, self.latency_)   # ties between models: by the data
         t0 = time.perf_counter()
         self._fit(X, Y, C, val)
         self.fit_seconds_ = time.perf_counter() - t0
@@ -124,7 +125,7 @@ class Router:
         Y, _ = check_Y(Y); self._tune_policy(self._check_X(X, len(Y)), Y)
         return self
 
-    def _default_route(self, X): return self.predict_proba(X).argmax(1)
+    def _default_route(self, X): return ranked_argmax(self.predict_proba(X), getattr(self, 'rank_', None))
 
     def route(self, X, # (n, d) features of the queries to route
               policy=None, # a fitted `Policy` or a name (default: the router's own)
@@ -430,14 +431,14 @@ class ClusterRouter(_Sweep, Router):
         return self
 
     def _choose(self, mean, proba):
+        r = getattr(self, 'rank_', range(len(mean)))   # candidates in rank order: min/max keep the first of equals
         if self.th is not None:
-            kept = np.nonzero(mean >= self.th)[0]
+            kept = [k for k in r if mean[k] >= self.th]
             if len(kept) > 1:
                 lat = getattr(self, 'latency_', None)
-                return int(kept[np.argmin(lat[kept])] if lat is not None else kept[np.argmax(proba[kept])])
+                return int(min(kept, key=lambda k: lat[k]) if lat is not None else max(kept, key=lambda k: proba[k]))
             if len(kept) == 1: return int(kept[0])
-        best = np.flatnonzero(mean == mean.max())
-        return int(best[np.argmax(proba[best])])
+        return int(max([k for k in r if mean[k] == mean.max()], key=lambda k: proba[k]))
 
     def _fit(self, X, Y, C, val): self._sweep(self.n_clusters, self._fit_k, X, C, C, val)
     def clusters(self, X)->np.ndarray:

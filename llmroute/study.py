@@ -12,13 +12,14 @@ from .evaluation import *
 from .costs import cost_quality, cost_figure, pool_subsets, short_names
 
 # %% auto #0
-__all__ = ['FINETUNE', 'POLICY_LABELS', 'PAPER_ROWS', 'RESULTS_COLUMNS', 'SMALL_TEST', 'FAMILY_ORDER', 'ROUTERDC_FILES',
-           'ROUTERBENCH_FILES', 'MIXTURE_OOD', 'DEFAULT_STUDIES', 'study_table', 'split_arrays', 'default_featurizers',
-           'route_methods', 'stability_table', 'default_routers', 'finetune_name', 'default_text_routers',
-           'default_policies', 'paper_table', 'check_study_params', 'study_setup', 'study_baselines', 'study_routers',
-           'study_selection', 'routing_shares', 'study_outputs', 'run_study', 'study_costs', 'study_tasks',
-           'task_table', 'write_figures', 'study_template', 'portable_path', 'resolve_path', 'study_notebook',
-           'default_study_table', 'reproduce']
+__all__ = ['FINETUNE', 'POLICY_LABELS', 'PAPER_ROWS', 'RESULTS_COLUMNS', 'SMALL_TEST', 'SMALL_VAL', 'MAX_COLOURS', 'MAX_ROWS',
+           'OTHERS', 'FAMILY_ORDER', 'ROUTERDC_FILES', 'ROUTERBENCH_FILES', 'MIXTURE_OOD', 'DEFAULT_STUDIES',
+           'study_table', 'split_arrays', 'default_featurizers', 'route_methods', 'stability_table', 'default_routers',
+           'finetune_name', 'default_text_routers', 'default_policies', 'paper_table', 'check_study_params',
+           'study_setup', 'study_baselines', 'study_routers', 'study_selection', 'routing_shares', 'study_outputs',
+           'run_study', 'study_costs', 'task_oracle_choices', 'study_tasks', 'task_table', 'top_columns',
+           'write_figures', 'study_template', 'portable_path', 'resolve_path', 'study_notebook', 'default_study_table',
+           'reproduce']
 
 # %% ../nbs/09_study.ipynb #c199538c
 def study_table(outcomes, # a path to an outcomes file (.parquet, .csv, .jsonl) or an `OutcomeTable`
@@ -40,8 +41,8 @@ def study_table(outcomes, # a path to an outcomes file (.parquet, .csv, .jsonl) 
         if dataset not in ot.datasets:
             raise InputError(f"dataset {dataset!r} is not in the table; it has {ot.datasets}", file=ot.file, field='dataset')
         if ot.datasets: ot = OutcomeTable(ot.df[ot.df.dataset == dataset], file=ot.file, info=ot.info)
-    elif len(ot.datasets) > 1:
-        raise InputError(f"the table has several datasets {ot.datasets}; pass dataset= to pick one", file=ot.file, field='dataset')
+    elif len(ot.datasets) > 1 and 'task' not in ot.df:   # a multi-domain workload: each dataset is a task
+        ot = OutcomeTable(ot.df.assign(task=ot.df.dataset), file=ot.file, info=ot.info)
     if len(ot.models) < 2: raise InputError(f"routing needs at least 2 models, the table has {ot.models}", file=ot.file, field='model')
     if val_from not in ('train', 'test'): raise InputError(f"val_from must be 'train' or 'test', got {val_from!r}", field='val_from')
     before = ot.splits
@@ -60,6 +61,9 @@ def study_table(outcomes, # a path to an outcomes file (.parquet, .csv, .jsonl) 
     if missing: raise InputError(f"too few queries to split: no {missing} queries ({len(ot)} queries in all)", file=ot.file, field='split')
     if val_from == 'test': ot, note = _val_from_test(ot, seed), note.split(';')[0] + "; val redrawn from test: " + \
         f"a seeded half of the test queries (seed={seed}); the old val went back to train"
+    if dataset is None and len(ot.datasets) > 1:
+        note += f"; {len(ot.datasets)} datasets in one table, one workload: " + \
+                ("each dataset is a task (task-oracle, per_task.csv)" if (ot.df.task == ot.df.dataset).all() else "tasks as given")
     return ot, note
 
 def _val_from_test(ot, seed:int):
@@ -76,13 +80,30 @@ def _val_from_test(ot, seed:int):
 def split_arrays(ot, # an `OutcomeTable` with a split
                  threshold:float=0.5, # a model solves a query when score >= threshold (where maj_correct is absent)
                 )->dict:
-    "split -> dict(ids, texts, C (n, K) 0/1, Y (n, K) scores) in the table's fixed order"
+    "split -> dict(ids, texts, C (n, K) 0/1, Y (n, K) scores, cost (n, K) or None) in the table's fixed order"
     out = {}
+    mc = ot.model_cost()
+    per_model = np.array([mc[m] for m in ot.models], float) if mc else None
     for s in ('train', 'val', 'test'):
         C = ot.correct(threshold, split=s)
+        cost = _split_cost(ot, s)
+        if cost is None and per_model is not None and np.isfinite(per_model).all():   # a price per model, not per query
+            cost = np.tile(per_model, (len(C), 1))
         out[s] = dict(ids=list(C.index), texts=ot.questions(s).tolist(), C=C.to_numpy(float),
-                      Y=ot.wide('score', split=s).to_numpy(float))
+                      Y=ot.wide('score', split=s).to_numpy(float), cost=cost)
     return out
+
+def _split_cost(ot, split:str):
+    "(n, K) per-query cost of `split` in the table's order, or None without a complete cost column"
+    if 'cost' not in ot.df or ot.df.cost.isna().any(): return None
+    return ot.wide('cost', split=split).to_numpy(float)
+
+def _tiebreak(a:dict, # one split's arrays (validation's)
+              latency, # (K,) seconds per model, NaN where unknown
+             ):
+    "(K,) what breaks ties between equally accurate models on a split: its mean cost per model, else the latency, else None"
+    if a.get('cost') is not None: return a['cost'].mean(0)
+    return _finite(latency)
 
 # %% ../nbs/09_study.ipynb #00b61474
 def default_featurizers(features=('tfidf',), # names: 'tfidf', 'embedding'
@@ -110,7 +131,8 @@ def route_methods(name:str, # the router's row name, e.g. 'knn-tfidf'
     "Fit `router` on train (tuned on val); per policy, test method vectors and val accuracy; plus P on val and test"
     tr, va, te = arr['train'], arr['val'], arr['test']
     T = lambda s: s['Y'] if soft else s['C']
-    lat = _finite(latency)
+    lat, tb = _finite(latency), _tiebreak(va, latency)
+    if te.get('cost') is not None: cost = te['cost']          # each test query's own price where the table has one
     router.fit(X['train'], T(tr), latency=lat, val=(X['val'], T(va)))
     Pv, Pt = np.asarray(router.predict_proba(X['val']), float), np.asarray(router.predict_proba(X['test']), float)
     # the router's own choice from the P just computed (`Router.route` would predict again)
@@ -118,7 +140,7 @@ def route_methods(name:str, # the router's row name, e.g. 'knn-tfidf'
     rows = {name: dict(family='router', val=routed_correct(va['C'], own('val', Pv)).mean(),
                        test=method(te['C'], own('test', Pt), latency, cost))}
     for pn, pol in policies.items():
-        pol.fit(Pv, va['C'], lat)
+        pol.fit(Pv, va['C'], tb)                               # ties between models: val accuracy, then cost
         chv, cht = np.asarray(pol.choose(Pv, lat), int), np.asarray(pol.choose(Pt, lat), int)
         okv = routed_correct(va['C'], chv) * ~np.asarray(pol.failures(Pv, chv), bool)   # the paper's P1/P2 rule where it applies
         okt = routed_correct(te['C'], cht) * ~np.asarray(pol.failures(Pt, cht), bool)
@@ -201,11 +223,16 @@ def paper_table(res:pd.DataFrame, # the study's full method table (`methods.csv`
 
 # %% ../nbs/09_study.ipynb #7a95f6f7
 RESULTS_COLUMNS = ['dataset', 'method', 'family', 'accuracy', 'ci_low', 'ci_high', 'gain', 'gain_ci_low', 'gain_ci_high',
-                   'gap_closed', 'mean_latency_s', 'mean_cost', 'n_test']
+                   'gap_closed', 'mean_latency_s', 'mean_cost', 'n_test', 'oracle_rule']
 
-def _csv(df:pd.DataFrame, path:Path): atomic_write(path, df.to_csv(index=False, float_format='%.4f', lineterminator='\n'))
+def _csv(df:pd.DataFrame, path:Path):
+    "Write a table: four decimals, prices (`mean_cost`) with six significant digits, so that reruns give identical files"
+    df = df.copy()
+    if 'mean_cost' in df: df['mean_cost'] = df.mean_cost.map(lambda x: '' if pd.isna(x) else f"{x:.6g}")
+    atomic_write(path, df.to_csv(index=False, float_format='%.4f', lineterminator='\n'))
 
 SMALL_TEST = 200   # fewer scored test queries than this: the study warns that its intervals are wide
+SMALL_VAL = 100    # fewer validation queries than this: the study warns that its choices are noisy
 
 def check_study_params(threshold:float|None=None, # a model solves a query when score >= threshold
                        n_boot:int|None=None, # bootstrap resamples
@@ -234,7 +261,6 @@ def study_setup(outcomes, # an outcomes file (.parquet, .csv, .jsonl) or an `Out
         raise InputError("crossfit swaps the val and test halves of the test file: it needs val_from='test'", field='crossfit')
     ds = dataset or (ot.datasets[0] if len(ot.datasets) == 1 else None)
     name = name or ds or 'study'
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
     models = ot.models; K = len(models)
     lat, lat_src = model_latency(models, ot.model_latency(), ds or name)
     mc = ot.model_cost()
@@ -242,10 +268,16 @@ def study_setup(outcomes, # an outcomes file (.parquet, .csv, .jsonl) or an `Out
     if crossfit: note += "; cross-fitted: chosen on each half of the test file, scored on the other, both halves reported"
     arr = split_arrays(ot, threshold)
     n_scored = sum(len(arr[t]['ids']) for t in (['test', 'val'] if crossfit else ['test']))
+    n_val = min(len(arr[v]['ids']) for v in (['val', 'test'] if crossfit else ['val']))
+    msgs = []
     if n_scored < SMALL_TEST:
-        msg = (f"only {n_scored} test queries are scored: a 95% interval of an accuracy near 50% is about "
-               f"±{100 / n_scored ** 0.5:.0f} points, so small gains are noise")
-        warnings.warn_explicit(msg, UserWarning, 'llmroute.study', 0); note += f"; {msg}"   # no machine path in the warning
+        msgs.append(f"only {n_scored} test queries are scored: a 95% interval of an accuracy near 50% is about "
+                    f"±{100 / n_scored ** 0.5:.0f} points, so small gains are noise")
+    if n_val < SMALL_VAL:
+        msgs.append(f"the best single LLM, the margins and `auto` are chosen on {n_val} validation queries: two models "
+                    f"{100 / n_val ** 0.5:.0f} points apart can swap places by chance")
+    for msg in msgs: warnings.warn_explicit(msg, UserWarning, 'llmroute.study', 0); note += f"; {msg}"   # no machine path
+    out = Path(out); out.mkdir(parents=True, exist_ok=True)   # after every check: bad input leaves no empty folder
     return dict(ot=ot, note=note, ds=ds or name, name=name, out=out, models=models, threshold=threshold, seed=seed,
                 arr=arr, folds=[('val', 'test')] + ([('test', 'val')] if crossfit else []),
                 crossfit=crossfit, lat=lat, lat_src=lat_src, cost=cost)
@@ -257,17 +289,23 @@ def _fold(S, f):
 
 def study_baselines(S:dict, # `study_setup`'s state (updated)
                    )->dict:
-    "Step 2: per fold, every single LLM, the oracle (fastest too where latency is known), random, the best single of val"
+    "Step 2: per fold, every single LLM, the oracle (`oracle_rule`: cheapest, fastest or first correct), random, the best single of val"
     S['M'], S['best'] = [], []
-    lat, cost, models = S['lat'], S['cost'], S['models']
+    lat, models = S['lat'], S['models']
+    known_lat = _finite(lat)
+    S['oracle_rule'] = oracle_rule(known_lat, S['arr']['test']['cost'])
     for f in range(len(S['folds'])):
         a = _fold(S, f); C, Cv = a['test']['C'], a['val']['C']
+        cost = _test_cost(S, a)
         M = {m: dict(family='single', test=single(C, k, lat, cost), val=Cv[:, k].mean()) for k, m in enumerate(models)}
-        M['oracle'] = dict(family='oracle', test=method(C, oracle_choices(C), lat, cost))
-        if S['lat_src'] != 'none': M['oracle-fastest'] = dict(family='oracle', test=method(C, oracle_choices(C, lat, 'fastest'), lat, cost))
+        M['oracle'] = dict(family='oracle', test=method(C, oracle_choices(C, known_lat, S['oracle_rule'], cost=a['test']['cost']), lat, cost))
         M['random'] = dict(family='baseline', test=random_method(C, lat, cost))
-        S['M'].append(M); S['best'].append(models[int(np.argmax(Cv.mean(0)))])
+        S['M'].append(M); S['best'].append(models[best_single(Cv, a['val']['cost'], known_lat)])
     return S
+
+def _test_cost(S, a):
+    "The cost the methods of a fold are charged: each test query's own, else the per-model mean, else NaN"
+    return a['test']['cost'] if a['test'].get('cost') is not None else S['cost']
 
 def _vstack(parts): 
     import scipy.sparse as sp
@@ -318,7 +356,9 @@ def study_routers(S:dict, # the state after `study_baselines` (updated)
     S['paper_router'] = paper_router or (next(iter(text_routers)) if text_routers else jobs[0][0] if jobs else None)
     for f in range(nf):
         if S['paper_router'] in S['P_val'][f]:
-            S['M'][f]['upper-bound'] = dict(family='bound', test=upper_bound_method(_fold(S, f)['test']['C'], S['P_test'][S['paper_router']][f] > 0.5, lat, cost))
+            a = _fold(S, f)
+            S['M'][f]['upper-bound'] = dict(family='bound', test=upper_bound_method(
+                a['test']['C'], S['P_test'][S['paper_router']][f] > 0.5, lat, _test_cost(S, a), rule=S['oracle_rule']))
     S['router_names'] = [j[0] for j in jobs]
     return S
 
@@ -329,11 +369,12 @@ def study_selection(S:dict, # the state after `study_routers` (updated)
     S['auto'], S['auto_tables'] = [], []
     for f in range(len(S['folds'])):
         a, M, best = _fold(S, f), S['M'][f], S['best'][f]
-        choice, tab = select_auto(S['P_val'][f], a['val']['C'], seed=S['seed'], single=best)
+        tb = _tiebreak(a['val'], S['lat'])
+        choice, tab = select_auto(S['P_val'][f], a['val']['C'], seed=S['seed'], single=best, cost=tb)
         if choice == best: vec = M[best]['test']
         else:
-            pol = Safe().fit(S['P_val'][f][choice], a['val']['C'])
-            vec = method(a['test']['C'], pol.choose(S['P_test'][choice][f]), S['lat'], S['cost'])
+            pol = Safe().fit(S['P_val'][f][choice], a['val']['C'], tb)
+            vec = method(a['test']['C'], pol.choose(S['P_test'][choice][f]), S['lat'], _test_cost(S, a))
         cv = tab.set_index('candidate').loc[choice, 'cv_val_accuracy'] / 100
         M['auto'] = dict(family='auto', test=vec, val=cv)
         S['auto'].append(choice if choice == best else f"{choice}/safe")
@@ -382,10 +423,13 @@ def study_outputs(S:dict, # the state after `study_selection`
                    (size_proxy(models), 'proxy: parameters of the chosen model (B; no latency in the data)')
     full['x_latency_or_proxy'] = [round(float(np.mean(xlat[M[k]['test']['choices']] if M[k]['test'].get('choices') is not None else xlat)), 4)
                                   for k in full.method]
+    # which model the oracle and the bound pick among the correct ones: `ORACLE_RULES`, said on each row that uses it
+    full['oracle_rule'] = full.family.map(lambda f: S['oracle_rule'] if f in ('oracle', 'bound') else np.nan)
     table = full[RESULTS_COLUMNS].copy()
     K = len(models)
     # every subset of a pool of up to 12 models, the best subset of each size by greedy forward selection above
-    subsets = pool_subsets(C, models, lat if lat_src != 'none' else None, rule='fastest' if lat_src != 'none' else 'first')
+    costs = [S['arr'][ts]['cost'] for _, ts in S['folds']]
+    subsets = pool_subsets(C, models, _finite(lat), rule=S['oracle_rule'], cost=None if costs[0] is None else np.vstack(costs))
     if len(subsets): subsets['accuracy'] = 100 * subsets['accuracy']   # percent, like every other table
     pr = S.get('paper_router')
     paper = paper_table(full, models, best, pr) if pr else pd.DataFrame()
@@ -405,6 +449,7 @@ def study_outputs(S:dict, # the state after `study_selection`
                 n={s: len(arr[s]['ids']) for s in arr}, n_scored=int(len(C)), crossfit=S['crossfit'],
                 folds=[dict(val=v, test=t, n_val=len(arr[v]['ids']), n_test=len(arr[t]['ids'])) for v, t in S['folds']],
                 latency_source=lat_src, latency_s={m: (None if np.isnan(v) else float(v)) for m, v in zip(models, lat)},
+                oracle_rule=S['oracle_rule'], oracle_rule_says=ORACLE_RULES[S['oracle_rule']],
                 x_axis=xlabel, best_single_on_val=best, best_single_per_fold=S['best'], auto_choice=one(S['auto']),
                 auto_per_fold=S['auto'], paper_router=pr, routers=S.get('router_names', []), n_boot=n_boot,
                 policies={k: v for k, v in POLICY_LABELS.items() if any(m.endswith('/' + k) for m in full.method)},
@@ -473,11 +518,6 @@ def run_study(outcomes, # an outcomes file (.parquet, .csv, .jsonl) or an `Outco
     return table
 
 # %% ../nbs/09_study.ipynb #fc4acd7b
-def _split_cost(ot, split:str):
-    "(n, K) per-query cost of `split` in the table's order, or None without a complete cost column"
-    if 'cost' not in ot.df or ot.df.cost.isna().any(): return None
-    return ot.wide('cost', split=split).to_numpy(float)
-
 def study_costs(S:dict, # the state after `study_selection` (updated)
                )->dict:
     "Step 4b: per fold, the cost-quality sweep of every router and `auto-cost` (where cost, latency or two models allow)"
@@ -486,7 +526,7 @@ def study_costs(S:dict, # the state after `study_selection` (updated)
     for f, (vs, ts) in enumerate(S['folds']):
         a, M = _fold(S, f), S['M'][f]
         cq = cost_quality(S['P_val'][f], {k: S['P_test'][k][f] for k in S['P_val'][f]}, a['val']['C'], a['test']['C'],
-                          S['models'], _split_cost(S['ot'], vs), _split_cost(S['ot'], ts), lat,
+                          S['models'], a['val']['cost'], a['test']['cost'], lat,
                           methods={k: (v['family'], v['test']) for k, v in M.items()})
         if cq is None: S['cq'] = []; return S
         S['cq'].append(cq)
@@ -494,16 +534,32 @@ def study_costs(S:dict, # the state after `study_selection` (updated)
             M['auto-cost'] = dict(family='auto', test=cq['auto_method'], val=float(cq['auto'].val_accuracy) / 100)
     return S
 
+def task_oracle_choices(C_val, # (n_val, K) 0/1 correctness of validation
+                        tasks_val, # (n_val,) the task of each validation query
+                        tasks_test, # (n_test,) the task of each query to route
+                        default:int, # the model of a task validation has no query of (the best single LLM)
+                        cost_val=None, # (n_val, K) or (K,) validation cost: ties go to the cheaper
+                        latency=None, # (K,) seconds: ties go to the faster where there is no cost
+                       )->np.ndarray:
+    "(n_test,) each query sent to its task's best single LLM of validation (`best_single` on the task's rows)"
+    C_val, tv, tt = as_correct(C_val), np.asarray(tasks_val), np.asarray(tasks_test)
+    cv = None if cost_val is None else cost_matrix(cost_val, *C_val.shape)
+    best = {t: best_single(C_val[tv == t], None if cv is None else cv[tv == t], latency) for t in np.unique(tv)}
+    return np.array([best.get(t, default) for t in tt], int)
+
 def study_tasks(S:dict, # the state after `study_baselines` (updated)
                )->dict:
     "Step 2b: with a `task` column, the task-oracle per fold: each task's best model on the fold's val, routed by task"
     ot = S['ot']
     if 'task' not in ot.df: return S
+    models, lat = S['models'], _finite(S['lat'])
     for f, (vs, ts) in enumerate(S['folds']):
-        best = ot.best_by_task(vs, S['threshold'])
-        ch = ot.task_choices(best, ts, default=S['best'][f])
-        S['M'][f]['task-oracle'] = dict(family='baseline', test=method(_fold(S, f)['test']['C'], ch, S['lat'], S['cost']),
-                                        val=float(routed_correct(_fold(S, f)['val']['C'], ot.task_choices(best, vs, default=S['best'][f])).mean()))
+        a = _fold(S, f); default = models.index(S['best'][f])
+        tv, tt = ot.per_query('task', vs).to_numpy(), ot.per_query('task', ts).to_numpy()
+        ch = task_oracle_choices(a['val']['C'], tv, tt, default, a['val']['cost'], lat)
+        chv = task_oracle_choices(a['val']['C'], tv, tv, default, a['val']['cost'], lat)
+        S['M'][f]['task-oracle'] = dict(family='baseline', test=method(a['test']['C'], ch, S['lat'], _test_cost(S, a)),
+                                        val=float(routed_correct(a['val']['C'], chv).mean()))
     return S
 
 def task_table(S:dict, # the state after `study_selection`
@@ -518,6 +574,17 @@ def task_table(S:dict, # the state after `study_selection`
     return pd.DataFrame(rows)
 
 # %% ../nbs/09_study.ipynb #3beb9098
+MAX_COLOURS, MAX_ROWS, OTHERS = 10, 30, 'others'
+
+def top_columns(w:pd.DataFrame, # rows: methods, columns: models, values: shares of queries
+                k:int=MAX_COLOURS, # most columns kept, "others" included
+               )->pd.DataFrame:
+    "`w` with its `k - 1` largest columns (total share over the rows; ties by column order) and an 'others' column summing the rest"
+    if w.shape[1] <= k: return w
+    keep = w.sum().sort_values(ascending=False, kind='stable').index[:k - 1]
+    return w[[c for c in w.columns if c in keep]].assign(**{OTHERS: w.drop(columns=keep).sum(1)})
+
+# %% ../nbs/09_study.ipynb #795fe98b
 FAMILY_ORDER = ['single', 'oracle', 'bound', 'baseline', 'router', 'policy', 'auto']
 
 def write_figures(full:pd.DataFrame, # `methods.csv`'s table
@@ -560,19 +627,21 @@ def write_figures(full:pd.DataFrame, # `methods.csv`'s table
         # 1b. no latency: where each method sends the test queries
         fam = full.set_index('method').family
         keep = [m for m in full.method if fam[m] in ('router', 'auto', 'oracle') or m.endswith('/safe')]
-        w = shares[shares.method.isin(keep)].pivot(index='method', columns='model', values='share').reindex(keep)
-        w = w[[m for m in dict.fromkeys(shares.model)]]
+        w = top_columns(shares[shares.method.isin(keep)].pivot(index='method', columns='model', values='share')
+                        .reindex(keep)[list(dict.fromkeys(shares.model))], MAX_COLOURS)
         fig, ax = plt.subplots(figsize=(9, 0.32 * len(w) + 2.2))
         left = np.zeros(len(w)); pal = sns.color_palette('tab10' if w.shape[1] <= 10 else 'husl', n_colors=max(10, w.shape[1]))  # a colour per model
         for j, m in enumerate(w.columns):
-            ax.barh(np.arange(len(w)), w[m].to_numpy(), left=left, color=pal[j], label=label(m, m), height=0.8)
+            ax.barh(np.arange(len(w)), w[m].to_numpy(), left=left, color='lightgrey' if m == OTHERS else pal[j],
+                    label=label(m, m), height=0.8)
             left += w[m].to_numpy()
         ax.set_yticks(np.arange(len(w)), w.index, fontsize=7); ax.invert_yaxis(); ax.set_xlim(0, 1)
         ax.legend(fontsize=7, ncol=min(4, w.shape[1]), loc='upper center', bbox_to_anchor=(0.5, -0.12), frameon=False)
         ax.set(xlabel='share of test queries sent to each model', title=f'{name}: where each method routes (no latency in the data)')
         save(fig, 'routing_shares')
-    # 2. single LLMs with the oracle line; the best single LLM of val marked
-    s = full[full.family == 'single'].sort_values('accuracy', ascending=False)
+    # 2. single LLMs with the oracle line; the best single LLM of val marked (a large pool: the top ones and the best)
+    s_all = full[full.family == 'single'].sort_values('accuracy', ascending=False, kind='stable')
+    s = s_all[(np.arange(len(s_all)) < MAX_ROWS) | s_all.method.isin(bests).to_numpy()]
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(s) + 1.8))
     cols = [sns.color_palette()[1] if m in bests else sns.color_palette()[0] for m in s.method]
     ax.barh(np.arange(len(s)), s.accuracy, color=cols, height=0.7)
@@ -581,7 +650,10 @@ def write_figures(full:pd.DataFrame, # `methods.csv`'s table
     for m, st_ in [('oracle', 'r-'), ('random', 'g:')]:
         if m in set(full.method): ax.axvline(full.set_index('method').loc[m, 'accuracy'], color=st_[0], ls=st_[1:], label=m)
     ax.legend(fontsize=8, loc='lower right')
-    ax.set(xlabel='test accuracy (%) with 95% bootstrap interval', ylabel='', title=f'{name}: single LLMs and the oracle (orange: best on val)')
+    rest = s_all[~s_all.method.isin(s.method)]
+    more = f"\n{len(rest)} more models not shown ({rest.accuracy.min():.1f}-{rest.accuracy.max():.1f}%)" if len(rest) else ''
+    ax.set(xlabel='test accuracy (%) with 95% bootstrap interval', ylabel='',
+           title=f'{name}: single LLMs and the oracle (orange: best on val){more}')
     save(fig, 'models')
     # 3. gains with paired intervals
     g = full[full.family.isin(['bound', 'baseline', 'router', 'policy', 'auto', 'oracle'])].sort_values('gain', kind='stable')
@@ -642,12 +714,12 @@ def study_notebook(outcomes, # an outcomes file or an `OutcomeTable` (written to
                   )->Path:
     "Run `nbs/run_study.ipynb` with papermill on `outcomes`; return the executed notebook's path"
     from llmroute.outcomes import OutcomeTable
-    out = Path(out).resolve(); out.mkdir(parents=True, exist_ok=True)
     if isinstance(outcomes, OutcomeTable):
         path = cache_dir('study')/f'{name}-outcomes.parquet'; outcomes.save(path, overwrite=True); outcomes = path
     check_study_params(params.get('threshold'), params.get('n_boot'))
     study_table(outcomes, params.get('dataset'), params.get('seed', 0),  # bad input stops here, with its InputError
                 **{k: params[k] for k in ('val_frac', 'test_frac', 'val_from') if k in params})
+    out = Path(out).resolve(); out.mkdir(parents=True, exist_ok=True)   # after the checks: no empty folder on bad input
     nb_out = Path(nb_out or out/f'study-{name}.ipynb').resolve(); nb_out.parent.mkdir(parents=True, exist_ok=True)
     # paths relative to the checkout (or to the cache): the executed notebook names no machine's folders
     params = {k: (portable_path(v) if k == 'fig_dir' and v is not None else v) for k, v in params.items()}
