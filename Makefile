@@ -51,7 +51,7 @@ test: check-sync
 	@mkdir -p .test-logs; rc=0; \
 	$(BIN)/nbdev_test --do_print --timing --n_workers 2 > .test-logs/nbdev.log 2>&1 || rc=1; \
 	cat .test-logs/nbdev.log; \
-	$(BIN)/python -m pytest tests -q -p no:cacheprovider --junitxml=.test-logs/pytest.xml || rc=1; \
+	$(BIN)/python -m pytest tests -q -rs -p no:cacheprovider --junitxml=.test-logs/pytest.xml || rc=1; \
 	$(BIN)/python tools/test_summary.py .test-logs/nbdev.log .test-logs/pytest.xml; \
 	exit $$rc
 

@@ -17,7 +17,10 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.exceptions import ConvergenceWarning
 from .core import InputError, atomic_write, write_json, cache_dir
 from .features import check_texts
-from .policies import *  # the policies (06a_policies), re-exported: `from llmroute.routers import Safe` works
+# the policies (06a_policies), imported by name and so re-exported: `from llmroute.routers import Safe` works
+from .policies import (POLICIES, SAFE_MARGINS, ConfArgMax, Policy, Prediction, Safe, SelectRandom, SortedPrediction,
+                               Utility, cv_folds, cv_safe_choices, make_policy, margin_accuracy, model_rank, ranked_argmax,
+                               safe_choice, tune_margin)
 
 # %% auto #0
 __all__ = ['check_Y', 'check_X', 'correct_labels', 'as_latency', 'Router', 'load_router', 'BestSingleRouter', 'two_cluster_pool',

@@ -4,22 +4,25 @@
 
 # %% ../nbs/09_study.ipynb #de32e9d8
 from __future__ import annotations
-import json, os, time, warnings
+import functools, inspect, json, os, time, warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd
 from .core import InputError, NotebookError, atomic_write, write_json, repo_root, data_dir, cache_dir, seeded_split, run_notebook
-from .evaluation import *
+from .evaluation import (ORACLE_RULES, as_correct, best_single, cluster_stability, cost_matrix, method, model_latency,
+                                 oracle_choices, oracle_rule, pareto_front, random_method, results_table, routed_correct,
+                                 select_auto, single, size_proxy, tradeoff_curve, upper_bound_method)
 from .costs import cost_quality, cost_figure, pool_subsets, short_names
 
 # %% auto #0
-__all__ = ['FINETUNE', 'POLICY_LABELS', 'PAPER_ROWS', 'RESULTS_COLUMNS', 'SMALL_TEST', 'SMALL_VAL', 'MAX_COLOURS', 'MAX_ROWS',
-           'OTHERS', 'FAMILY_ORDER', 'ROUTERDC_FILES', 'ROUTERBENCH_FILES', 'MIXTURE_OOD', 'DEFAULT_STUDIES',
-           'study_table', 'split_arrays', 'default_featurizers', 'route_methods', 'stability_table', 'default_routers',
-           'finetune_name', 'default_text_routers', 'default_policies', 'paper_table', 'check_study_params',
-           'study_setup', 'study_baselines', 'study_routers', 'study_selection', 'routing_shares', 'study_outputs',
-           'run_study', 'study_costs', 'task_oracle_choices', 'study_tasks', 'task_table', 'top_columns',
-           'write_figures', 'study_template', 'portable_path', 'resolve_path', 'study_notebook', 'default_study_table',
-           'reproduce']
+__all__ = ['FINETUNE', 'POLICY_LABELS', 'PAPER_ROWS', 'RESULTS_COLUMNS', 'SMALL_TEST', 'SMALL_VAL', 'STUDY_STEPS', 'MAX_COLOURS',
+           'MAX_ROWS', 'OTHERS', 'FAMILY_ORDER', 'ROUTERDC_FILES', 'ROUTERBENCH_FILES', 'MIXTURE_OOD',
+           'DEFAULT_STUDIES', 'study_table', 'split_arrays', 'default_featurizers', 'route_methods', 'stability_table',
+           'default_routers', 'finetune_name', 'default_text_routers', 'default_policies', 'paper_table',
+           'check_study_params', 'Fold', 'Study', 'study_setup', 'study_baselines', 'study_routers', 'study_selection',
+           'routing_shares', 'study_outputs', 'run_study', 'study_costs', 'task_oracle_choices', 'study_tasks',
+           'study_steps', 'task_table', 'top_columns', 'write_figures', 'study_template', 'portable_path',
+           'resolve_path', 'study_notebook', 'default_study_table', 'reproduce']
 
 # %% ../nbs/09_study.ipynb #c199538c
 def study_table(outcomes, # a path to an outcomes file (.parquet, .csv, .jsonl) or an `OutcomeTable`
@@ -243,6 +246,57 @@ def check_study_params(threshold:float|None=None, # a model solves a query when 
     if n_boot is not None and int(n_boot) < 1:
         raise InputError(f"n_boot (--n-boot) must be at least 1; got {n_boot}", field='n_boot')
 
+@dataclass
+class Fold:
+    "One fold of the study: the split it chooses on (`val`), the split it scores (`test`), and what each step found there"
+    val:str # the split every choice is made on
+    test:str # the split the choices are scored on
+    methods:dict = field(default_factory=dict) # method -> dict(family, test: per-query vectors, val: accuracy on val)
+    best:str|None = None # the best single LLM of `val`
+    P_val:dict = field(default_factory=dict) # router -> (n_val, K) predictions on `val`
+    P_test:dict = field(default_factory=dict) # router -> (n_test, K) predictions on `test`
+    auto:str|None = None # `auto`'s choice: the best single LLM or '<router>/safe'
+    auto_table:pd.DataFrame|None = None # every candidate of `auto` with its out-of-fold val accuracy
+    cost_quality:dict|None = None # `llmroute.costs.cost_quality` of this fold (with cost, latency or two models)
+
+@dataclass
+class Study:
+    "The study's state: set up by `study_setup`, filled in by the steps of `STUDY_STEPS`, written by `study_outputs`"
+    table:object # the `OutcomeTable`, with its train/val/test split
+    note:str # where the split came from, and every warning
+    dataset:str # the `dataset` column of the results
+    name:str # the study's name (file names)
+    out:Path # the folder for tables and figures
+    models:list # the K models, in column order
+    threshold:float # a model solves a query when score >= threshold (where maj_correct is absent)
+    seed:int # seeds everything
+    arrays:dict # split -> `split_arrays`'s dict (ids, texts, C, Y, cost)
+    folds:list # the `Fold`s: one, or two when cross-fitted
+    crossfit:bool # are val and test the two halves of the test file, swapped?
+    latency:np.ndarray # (K,) seconds per query, NaN where unknown
+    latency_source:str # 'data', 'paper' or 'none'
+    cost:np.ndarray # (K,) mean cost per query, NaN where unknown
+    oracle_rule:str = 'first' # `evaluation.ORACLE_RULES`: set by `study_baselines`
+    features:list = field(default_factory=list) # featurizers the routers ran on
+    finetune:dict|None = None # the fine-tuned encoder's settings, if any
+    fit_warnings:dict = field(default_factory=dict) # router -> the distinct warnings its fits raised
+    stability:pd.DataFrame|None = None # the cluster-stability table of the first featurizer
+    paper_router:str|None = None # the paper-style classifier's row
+    router_names:list = field(default_factory=list) # every router row, in the order they ran
+    @property
+    def bests(self)->list: return [f.best for f in self.folds]
+    @property
+    def autos(self)->list: return [f.auto for f in self.folds]
+    @property
+    def costs(self)->list: return [f.cost_quality for f in self.folds if f.cost_quality is not None]
+    def split(self, f:int)->dict:
+        "The arrays of fold `f`: train, and the fold's val and test splits"
+        return {'train': self.arrays['train'], 'val': self.arrays[self.folds[f].val], 'test': self.arrays[self.folds[f].test]}
+    def test_cost(self, f:int):
+        "What fold `f`'s methods are charged: each test query's own price, else the per-model mean, else NaN"
+        c = self.arrays[self.folds[f].test].get('cost')
+        return c if c is not None else self.cost
+
 def study_setup(outcomes, # an outcomes file (.parquet, .csv, .jsonl) or an `OutcomeTable`
                 name:str|None=None, # the study's name (file names, the `dataset` column); default: the table's dataset
                 out='study', # folder for the tables and figures (created)
@@ -252,7 +306,7 @@ def study_setup(outcomes, # an outcomes file (.parquet, .csv, .jsonl) or an `Out
                 val_frac:float=0.1, test_frac:float=0.2, # shares of val and test where a split is made
                 val_from:str='train', # 'train': val carved out of train (the paper); 'test': a seeded half of test
                 crossfit:bool|None=None, # swap val and test halves and report both (default: when val_from='test')
-               )->dict:
+               )->Study:
     "Step 1: the study's state: table, split note, arrays per split, folds (val split, test split), latency and cost"
     check_study_params(threshold=threshold)
     ot, note = study_table(outcomes, dataset, seed, val_frac, test_frac, val_from)
@@ -278,40 +332,30 @@ def study_setup(outcomes, # an outcomes file (.parquet, .csv, .jsonl) or an `Out
                     f"{100 / n_val ** 0.5:.0f} points apart can swap places by chance")
     for msg in msgs: warnings.warn_explicit(msg, UserWarning, 'llmroute.study', 0); note += f"; {msg}"   # no machine path
     out = Path(out); out.mkdir(parents=True, exist_ok=True)   # after every check: bad input leaves no empty folder
-    return dict(ot=ot, note=note, ds=ds or name, name=name, out=out, models=models, threshold=threshold, seed=seed,
-                arr=arr, folds=[('val', 'test')] + ([('test', 'val')] if crossfit else []),
-                crossfit=crossfit, lat=lat, lat_src=lat_src, cost=cost)
+    return Study(table=ot, note=note, dataset=ds or name, name=name, out=out, models=models, threshold=threshold, seed=seed,
+                 arrays=arr, folds=[Fold('val', 'test')] + ([Fold('test', 'val')] if crossfit else []),
+                 crossfit=crossfit, latency=lat, latency_source=lat_src, cost=cost)
 
-def _fold(S, f):
-    "The arrays of fold f: train, and the fold's val and test splits"
-    vs, ts = S['folds'][f]; a = S['arr']
-    return {'train': a['train'], 'val': a[vs], 'test': a[ts]}
-
-def study_baselines(S:dict, # `study_setup`'s state (updated)
-                   )->dict:
+def study_baselines(S:Study, # `study_setup`'s state (updated)
+                   )->Study:
     "Step 2: per fold, every single LLM, the oracle (`oracle_rule`: cheapest, fastest or first correct), random, the best single of val"
-    S['M'], S['best'] = [], []
-    lat, models = S['lat'], S['models']
+    lat, models = S.latency, S.models
     known_lat = _finite(lat)
-    S['oracle_rule'] = oracle_rule(known_lat, S['arr']['test']['cost'])
-    for f in range(len(S['folds'])):
-        a = _fold(S, f); C, Cv = a['test']['C'], a['val']['C']
-        cost = _test_cost(S, a)
+    S.oracle_rule = oracle_rule(known_lat, S.arrays['test']['cost'])
+    for f, fo in enumerate(S.folds):
+        a = S.split(f); C, Cv = a['test']['C'], a['val']['C']
+        cost = S.test_cost(f)
         M = {m: dict(family='single', test=single(C, k, lat, cost), val=Cv[:, k].mean()) for k, m in enumerate(models)}
-        M['oracle'] = dict(family='oracle', test=method(C, oracle_choices(C, known_lat, S['oracle_rule'], cost=a['test']['cost']), lat, cost))
+        M['oracle'] = dict(family='oracle', test=method(C, oracle_choices(C, known_lat, S.oracle_rule, cost=a['test']['cost']), lat, cost))
         M['random'] = dict(family='baseline', test=random_method(C, lat, cost))
-        S['M'].append(M); S['best'].append(models[best_single(Cv, a['val']['cost'], known_lat)])
+        fo.methods, fo.best = M, models[best_single(Cv, a['val']['cost'], known_lat)]
     return S
-
-def _test_cost(S, a):
-    "The cost the methods of a fold are charged: each test query's own, else the per-model mean, else NaN"
-    return a['test']['cost'] if a['test'].get('cost') is not None else S['cost']
 
 def _vstack(parts): 
     import scipy.sparse as sp
     return sp.vstack(parts).tocsr() if sp.issparse(parts[0]) else (np.vstack(parts) if isinstance(parts[0], np.ndarray) else sum((list(p) for p in parts), []))
 
-def study_routers(S:dict, # the state after `study_baselines` (updated)
+def study_routers(S:Study, # the state after `study_baselines` (updated)
                   features=('tfidf',), # featurizers: 'tfidf', 'embedding'
                   routers:dict|None=None, # name -> (factory, soft) on each featurizer (default `default_routers`)
                   text_routers:dict|None=None, # name -> factory of a router on the texts (default: none)
@@ -319,15 +363,14 @@ def study_routers(S:dict, # the state after `study_baselines` (updated)
                   paper_router:str|None=None, # the paper-style classifier's row (default: the first text router, else the first router)
                   n_clusters:int=50, # K of the cluster-stability check
                   say=lambda *a: None, # progress
-                 )->dict:
+                 )->Study:
     "Step 3: every router (on every featurizer, and on the texts) and every policy, per fold; val predictions kept for `auto`"
     from llmroute.routers import quietly
-    seed, lat, cost, arr = S['seed'], S['lat'], S['cost'], S['arr']
+    seed, lat, cost, arr = S.seed, S.latency, S.cost, S.arrays
     routers = default_routers(seed) if routers is None else routers
     text_routers = {} if text_routers is None else text_routers
     pol_f = (lambda l: default_policies(l, seed)) if policies is None else policies
-    nf = len(S['folds']); S['P_val'] = [{} for _ in range(nf)]; S['P_test'] = {}
-    tests = [ts for _, ts in S['folds']]
+    tests = [fo.test for fo in S.folds]
     C_union = np.vstack([arr[t]['C'] for t in tests])
     jobs = []   # (row name, router factory, soft, features per split)
     for fn, feat in default_featurizers(features).items():
@@ -335,50 +378,46 @@ def study_routers(S:dict, # the state after `study_baselines` (updated)
         with quietly():   # an encoder loaded only when its cache misses says nothing: the output reads the same either way
             X = {'train': feat.fit_transform(arr['train']['texts'])}
             X.update(val=feat.transform(arr['val']['texts']), test=feat.transform(arr['test']['texts']))
-        if 'stab' not in S:
-            S['stab'] = stability_table(X['train'], _vstack([X[t] for t in tests]), arr['train']['C'], C_union, S['models'], n_clusters, seed)
+        if S.stability is None:
+            S.stability = stability_table(X['train'], _vstack([X[t] for t in tests]), arr['train']['C'], C_union, S.models, n_clusters, seed)
         jobs += [(f"{rn}-{fn}", make, soft, X) for rn, (make, soft) in routers.items()]
     texts = {s: arr[s]['texts'] for s in ('train', 'val', 'test')}
     jobs += [(rn, make, False, texts) for rn, make in text_routers.items()]
-    S.setdefault('stab', None)
-    S['fit_warnings'] = {}   # router -> the distinct warnings its fits raised (kept in study.json, not printed in any order)
+    S.fit_warnings = {}   # router -> the distinct warnings its fits raised (kept in study.json, not printed in any order)
     for key, make, soft, X in jobs:
         say(f"  router {key}")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter('always')
-            for f, (vs, ts) in enumerate(S['folds']):
+            for f, fo in enumerate(S.folds):
                 res = route_methods(key, make(), {pn: p() for pn, p in pol_f(lat).items()},
-                                    {'train': X['train'], 'val': X[vs], 'test': X[ts]}, _fold(S, f), lat, cost, soft=soft)
-                S['M'][f].update(res['rows']); S['P_val'][f][key] = res['P_val']
-                S['P_test'].setdefault(key, []).append(res['P_test'])
+                                    {'train': X['train'], 'val': X[fo.val], 'test': X[fo.test]}, S.split(f), lat, cost, soft=soft)
+                fo.methods.update(res['rows']); fo.P_val[key], fo.P_test[key] = res['P_val'], res['P_test']
         msgs = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
-        if msgs: S['fit_warnings'][key] = msgs
-    S['paper_router'] = paper_router or (next(iter(text_routers)) if text_routers else jobs[0][0] if jobs else None)
-    for f in range(nf):
-        if S['paper_router'] in S['P_val'][f]:
-            a = _fold(S, f)
-            S['M'][f]['upper-bound'] = dict(family='bound', test=upper_bound_method(
-                a['test']['C'], S['P_test'][S['paper_router']][f] > 0.5, lat, _test_cost(S, a), rule=S['oracle_rule']))
-    S['router_names'] = [j[0] for j in jobs]
+        if msgs: S.fit_warnings[key] = msgs
+    S.paper_router = paper_router or (next(iter(text_routers)) if text_routers else jobs[0][0] if jobs else None)
+    for f, fo in enumerate(S.folds):
+        if S.paper_router in fo.P_val:
+            fo.methods['upper-bound'] = dict(family='bound', test=upper_bound_method(
+                S.split(f)['test']['C'], fo.P_test[S.paper_router] > 0.5, lat, S.test_cost(f), rule=S.oracle_rule))
+    S.router_names = [j[0] for j in jobs]
     return S
 
-def study_selection(S:dict, # the state after `study_routers` (updated)
-                   )->dict:
+def study_selection(S:Study, # the state after `study_routers` (updated)
+                   )->Study:
     "Step 4: `auto` per fold: the best single LLM of val or a router under the safe policy, chosen out of fold on val"
     from llmroute.policies import Safe
-    S['auto'], S['auto_tables'] = [], []
-    for f in range(len(S['folds'])):
-        a, M, best = _fold(S, f), S['M'][f], S['best'][f]
-        tb = _tiebreak(a['val'], S['lat'])
-        choice, tab = select_auto(S['P_val'][f], a['val']['C'], seed=S['seed'], single=best, cost=tb)
+    for f, fo in enumerate(S.folds):
+        a, M, best = S.split(f), fo.methods, fo.best
+        tb = _tiebreak(a['val'], S.latency)
+        choice, tab = select_auto(fo.P_val, a['val']['C'], seed=S.seed, single=best, cost=tb)
         if choice == best: vec = M[best]['test']
         else:
-            pol = Safe().fit(S['P_val'][f][choice], a['val']['C'], tb)
-            vec = method(a['test']['C'], pol.choose(S['P_test'][choice][f]), S['lat'], _test_cost(S, a))
+            pol = Safe().fit(fo.P_val[choice], a['val']['C'], tb)
+            vec = method(a['test']['C'], pol.choose(fo.P_test[choice]), S.latency, S.test_cost(f))
         cv = tab.set_index('candidate').loc[choice, 'cv_val_accuracy'] / 100
         M['auto'] = dict(family='auto', test=vec, val=cv)
-        S['auto'].append(choice if choice == best else f"{choice}/safe")
-        S['auto_tables'].append(tab.assign(fold=f, chosen=tab.candidate == choice))
+        fo.auto = choice if choice == best else f"{choice}/safe"
+        fo.auto_table = tab.assign(fold=f, chosen=tab.candidate == choice)
     return S
 
 def _join(vs:list)->dict:
@@ -394,68 +433,68 @@ def routing_shares(full:pd.DataFrame, # methods.csv's table
             for k, s in enumerate(np.bincount(choices[m], minlength=len(models)) / len(choices[m]))]
     return pd.DataFrame(rows, columns=['method', 'model', 'share'])
 
-def study_outputs(S:dict, # the state after `study_selection`
+def study_outputs(S:Study, # the state after every step
                   n_boot:int=2000, # bootstrap resamples
                   figures:bool=True, # write the PNG figures
                   fig_dir=None, # folder for the figures (default: the study's `out`)
                  )->pd.DataFrame:
     "Step 5: join the folds, score test once with paired intervals over the union, write every table and figure"
     check_study_params(n_boot=n_boot)
-    out, name, models, lat, lat_src, seed = S['out'], S['name'], S['models'], S['lat'], S['lat_src'], S['seed']
-    Ms, nf = S['M'], len(S['folds'])
+    out, name, models, lat, lat_src, seed = S.out, S.name, S.models, S.latency, S.latency_source, S.seed
+    Ms, nf = [fo.methods for fo in S.folds], len(S.folds)
     M = {k: dict(family=v['family'], test=_join([m[k]['test'] for m in Ms]),
                  val=(np.mean([m[k]['val'] for m in Ms]) if v.get('val') is not None else None))
          for k, v in Ms[0].items() if all(k in m for m in Ms)}
-    if len(set(S['best'])) == 1: best = S['best'][0]
+    if len(set(S.bests)) == 1: best = S.bests[0]
     else:
         best = 'best single of val'
-        M[best] = dict(family='baseline', test=_join([m[b]['test'] for m, b in zip(Ms, S['best'])]),
-                       val=np.mean([m[b]['val'] for m, b in zip(Ms, S['best'])]))
+        M[best] = dict(family='baseline', test=_join([m[b]['test'] for m, b in zip(Ms, S.bests)]),
+                       val=np.mean([m[b]['val'] for m, b in zip(Ms, S.bests)]))
     head = [k for k in ('best single of val', 'upper-bound') if k in M]   # after random, as before; auto last
     order = [k for k in M if k not in head + ['auto']]
     at = order.index('random') + 1
     M = {k: M[k] for k in order[:at] + head + order[at:] + ['auto']}
-    C = np.vstack([S['arr'][ts]['C'] for _, ts in S['folds']])
+    C = np.vstack([S.arrays[fo.test]['C'] for fo in S.folds])
     full = results_table({k: (v['family'], v['test']) for k, v in M.items()}, best=best, n_boot=n_boot, seed=seed)
-    full.insert(0, 'dataset', S['ds'])
+    full.insert(0, 'dataset', S.dataset)
     full['val_accuracy'] = [round(100 * M[k]['val'], 4) if M[k].get('val') is not None else np.nan for k in full.method]
     xlat, xlabel = (lat, 'mean latency (s per query)') if lat_src != 'none' else \
                    (size_proxy(models), 'proxy: parameters of the chosen model (B; no latency in the data)')
     full['x_latency_or_proxy'] = [round(float(np.mean(xlat[M[k]['test']['choices']] if M[k]['test'].get('choices') is not None else xlat)), 4)
                                   for k in full.method]
     # which model the oracle and the bound pick among the correct ones: `ORACLE_RULES`, said on each row that uses it
-    full['oracle_rule'] = full.family.map(lambda f: S['oracle_rule'] if f in ('oracle', 'bound') else np.nan)
+    full['oracle_rule'] = full.family.map(lambda f: S.oracle_rule if f in ('oracle', 'bound') else np.nan)
     table = full[RESULTS_COLUMNS].copy()
     K = len(models)
     # every subset of a pool of up to 12 models, the best subset of each size by greedy forward selection above
-    costs = [S['arr'][ts]['cost'] for _, ts in S['folds']]
-    subsets = pool_subsets(C, models, _finite(lat), rule=S['oracle_rule'], cost=None if costs[0] is None else np.vstack(costs))
+    costs = [S.arrays[fo.test]['cost'] for fo in S.folds]
+    subsets = pool_subsets(C, models, _finite(lat), rule=S.oracle_rule, cost=None if costs[0] is None else np.vstack(costs))
     if len(subsets): subsets['accuracy'] = 100 * subsets['accuracy']   # percent, like every other table
-    pr = S.get('paper_router')
+    pr = S.paper_router
     paper = paper_table(full, models, best, pr) if pr else pd.DataFrame()
-    curves = pd.concat([tradeoff_curve(np.vstack(S['P_test'][k]), C, xlat).assign(router=k) for k in S.get('router_names', [])],
-                       ignore_index=True) if not np.isnan(xlat).any() and S.get('router_names') else pd.DataFrame()
+    curves = pd.concat([tradeoff_curve(np.vstack([fo.P_test[k] for fo in S.folds]), C, xlat).assign(router=k) for k in S.router_names],
+                       ignore_index=True) if not np.isnan(xlat).any() and S.router_names else pd.DataFrame()
     choices = {k: M[k]['test']['choices'] for k in M if M[k]['test'].get('choices') is not None}
     shares = routing_shares(full, choices, models)
-    sel = pd.concat(S['auto_tables'], ignore_index=True)[['fold', 'candidate', 'cv_val_accuracy', 'cv_gain_se', 'val_accuracy', 'chosen']]
-    stab = S.get('stab')
+    sel = pd.concat([fo.auto_table for fo in S.folds], ignore_index=True)[['fold', 'candidate', 'cv_val_accuracy', 'cv_gain_se', 'val_accuracy', 'chosen']]
+    stab = S.stability
     _csv(table, out/'results.csv'); _csv(full, out/'methods.csv'); _csv(paper, out/f'routing_results_{name}.csv')
     _csv(subsets.round(4), out/'subset_oracles.csv'); _csv(curves.round(4), out/'tradeoff_curves.csv')
     _csv(shares.round(4), out/'routing_shares.csv'); _csv(sel, out/'auto_selection.csv')
     if stab is not None: _csv(stab.round(4), out/'cluster_stability.csv')
     one = lambda xs: xs[0] if len(set(xs)) == 1 else ' | '.join(xs)
-    arr = S['arr']
-    info = dict(name=name, dataset=S['ds'], models=models, threshold=S['threshold'], seed=seed, split_note=S['note'],
-                n={s: len(arr[s]['ids']) for s in arr}, n_scored=int(len(C)), crossfit=S['crossfit'],
-                folds=[dict(val=v, test=t, n_val=len(arr[v]['ids']), n_test=len(arr[t]['ids'])) for v, t in S['folds']],
+    arr = S.arrays
+    info = dict(name=name, dataset=S.dataset, models=models, threshold=S.threshold, seed=seed, split_note=S.note,
+                n={s: len(arr[s]['ids']) for s in arr}, n_scored=int(len(C)), crossfit=S.crossfit,
+                folds=[dict(val=fo.val, test=fo.test, n_val=len(arr[fo.val]['ids']), n_test=len(arr[fo.test]['ids'])) for fo in S.folds],
                 latency_source=lat_src, latency_s={m: (None if np.isnan(v) else float(v)) for m, v in zip(models, lat)},
-                oracle_rule=S['oracle_rule'], oracle_rule_says=ORACLE_RULES[S['oracle_rule']],
-                x_axis=xlabel, best_single_on_val=best, best_single_per_fold=S['best'], auto_choice=one(S['auto']),
-                auto_per_fold=S['auto'], paper_router=pr, routers=S.get('router_names', []), n_boot=n_boot,
+                oracle_rule=S.oracle_rule, oracle_rule_says=ORACLE_RULES[S.oracle_rule],
+                x_axis=xlabel, best_single_on_val=best, best_single_per_fold=S.bests, auto_choice=one(S.autos),
+                auto_per_fold=S.autos, paper_router=pr, routers=S.router_names, n_boot=n_boot,
                 policies={k: v for k, v in POLICY_LABELS.items() if any(m.endswith('/' + k) for m in full.method)},
                 cluster_agreement=(None if stab is None else f"{int(stab.agree.sum())}/{len(stab)}"))
-    info.update({k: S[k] for k in ('features', 'finetune', 'fit_warnings') if S.get(k)})
-    cq = S.get('cq') or []
+    info.update({k: getattr(S, k) for k in ('features', 'finetune', 'fit_warnings') if getattr(S, k)})
+    cq = S.costs
     if cq:
         cqt = pd.concat([c['table'].assign(fold=f) for f, c in enumerate(cq)], ignore_index=True) if nf > 1 else cq[0]['table']
         # six significant digits: prices per call are often below 1e-4, which four decimals would round to zero
@@ -463,11 +502,11 @@ def study_outputs(S:dict, # the state after `study_selection`
         info.update(cost_basis=cq[0]['cost_basis'],
                     auto_cost_per_fold=[None if c['auto'] is None else {k: (v.item() if hasattr(v, 'item') else v)
                                         for k, v in c['auto'].items() if k in ('router', 'rule', 'param', 'val_accuracy', 'val_cost')} for c in cq])
-    if 'task' in S['ot'].df:
+    if 'task' in S.table.df:
         _csv(task_table(S, M), out/'per_task.csv')
     if figures:
         write_figures(full, stab, curves, Path(fig_dir or out), name, xlabel if lat_src != 'none' else None,
-                      best=S['best'], shares=shares)
+                      best=S.bests, shares=shares)
         if cq and cq[0]['cost_basis']:
             import matplotlib.pyplot as plt
             fig = cost_figure(cq[0], f"{name}: accuracy against {cq[0]['cost_basis'].replace('_s', '')}" + (' (fold 1 of 2)' if nf > 1 else ''))
@@ -503,33 +542,28 @@ def run_study(outcomes, # an outcomes file (.parquet, .csv, .jsonl) or an `Outco
     "Run the routing study on an outcomes table; write tables and figures to `out`; return `results.csv`'s table"
     t0 = time.time(); say = print if verbose else (lambda *a, **k: None)
     S = study_setup(outcomes, name, out, threshold, seed, dataset, val_frac, test_frac, val_from, crossfit)
-    say(S['note']); say(f"latency: {S['lat_src']}")
-    S['features'] = list(features)
-    if finetune is not None: S['finetune'] = dict(encoder=finetune, **{**FINETUNE, **(finetune_config or {})})
-    if text_routers is None: text_routers = default_text_routers(finetune, seed, **(finetune_config or {}))
-    study_baselines(S)
-    study_tasks(S)
-    study_routers(S, features, routers, text_routers, policies, paper_router, n_clusters, say)
-    study_selection(S)
-    study_costs(S)
+    say(S.note); say(f"latency: {S.latency_source}")
+    for step in study_steps(S, features, routers, text_routers, policies, paper_router, n_clusters, finetune, finetune_config, say):
+        say(f"{step}: done")
     table = study_outputs(S, n_boot, figures, fig_dir)
     table.attrs['elapsed_s'] = round(time.time() - t0, 1)
     say(f"done in {time.time() - t0:.1f} s")
     return table
 
 # %% ../nbs/09_study.ipynb #fc4acd7b
-def study_costs(S:dict, # the state after `study_selection` (updated)
-               )->dict:
+def study_costs(S:Study, # the state after `study_selection` (updated)
+               )->Study:
     "Step 4b: per fold, the cost-quality sweep of every router and `auto-cost` (where cost, latency or two models allow)"
-    S['cq'] = []
-    lat = S['lat'] if S['lat_src'] != 'none' else None
-    for f, (vs, ts) in enumerate(S['folds']):
-        a, M = _fold(S, f), S['M'][f]
-        cq = cost_quality(S['P_val'][f], {k: S['P_test'][k][f] for k in S['P_val'][f]}, a['val']['C'], a['test']['C'],
-                          S['models'], a['val']['cost'], a['test']['cost'], lat,
+    lat = S.latency if S.latency_source != 'none' else None
+    for f, fo in enumerate(S.folds):
+        a, M = S.split(f), fo.methods
+        cq = cost_quality(fo.P_val, {k: fo.P_test[k] for k in fo.P_val}, a['val']['C'], a['test']['C'],
+                          S.models, a['val']['cost'], a['test']['cost'], lat,
                           methods={k: (v['family'], v['test']) for k, v in M.items()})
-        if cq is None: S['cq'] = []; return S
-        S['cq'].append(cq)
+        if cq is None:
+            for fo_ in S.folds: fo_.cost_quality = None
+            return S
+        fo.cost_quality = cq
         if cq['auto'] is not None:
             M['auto-cost'] = dict(family='auto', test=cq['auto_method'], val=float(cq['auto'].val_accuracy) / 100)
     return S
@@ -547,26 +581,50 @@ def task_oracle_choices(C_val, # (n_val, K) 0/1 correctness of validation
     best = {t: best_single(C_val[tv == t], None if cv is None else cv[tv == t], latency) for t in np.unique(tv)}
     return np.array([best.get(t, default) for t in tt], int)
 
-def study_tasks(S:dict, # the state after `study_baselines` (updated)
-               )->dict:
+def study_tasks(S:Study, # the state after `study_baselines` (updated)
+               )->Study:
     "Step 2b: with a `task` column, the task-oracle per fold: each task's best model on the fold's val, routed by task"
-    ot = S['ot']
+    ot = S.table
     if 'task' not in ot.df: return S
-    models, lat = S['models'], _finite(S['lat'])
-    for f, (vs, ts) in enumerate(S['folds']):
-        a = _fold(S, f); default = models.index(S['best'][f])
+    models, lat = S.models, _finite(S.latency)
+    for f, fo in enumerate(S.folds):
+        vs, ts = fo.val, fo.test
+        a = S.split(f); default = models.index(fo.best)
         tv, tt = ot.per_query('task', vs).to_numpy(), ot.per_query('task', ts).to_numpy()
         ch = task_oracle_choices(a['val']['C'], tv, tt, default, a['val']['cost'], lat)
         chv = task_oracle_choices(a['val']['C'], tv, tv, default, a['val']['cost'], lat)
-        S['M'][f]['task-oracle'] = dict(family='baseline', test=method(a['test']['C'], ch, S['lat'], _test_cost(S, a)),
+        fo.methods['task-oracle'] = dict(family='baseline', test=method(a['test']['C'], ch, S.latency, S.test_cost(f)),
                                         val=float(routed_correct(a['val']['C'], chv).mean()))
     return S
 
-def task_table(S:dict, # the state after `study_selection`
+STUDY_STEPS = (study_baselines, study_tasks, study_routers, study_selection, study_costs)   # the one order of the steps
+
+def study_steps(S:Study, # `study_setup`'s state (updated by every step)
+                features=('tfidf',), # featurizers: 'tfidf', 'embedding'
+                routers:dict|None=None, # name -> (factory, soft) on each featurizer (default `default_routers`)
+                text_routers:dict|None=None, # name -> factory of a router on the texts (default: from `finetune`)
+                policies=None, # latency -> {name: factory} (default `default_policies`)
+                paper_router:str|None=None, # the paper-style classifier's row (default: the first text router)
+                n_clusters:int=50, # K of the cluster-stability check
+                finetune:str|None=None, # fine-tune this encoder as the paper's classifier; None: no
+                finetune_config:dict|None=None, # TransformerRouter settings over `FINETUNE`
+                say=lambda *a: None, # progress
+               ):
+    "Run the steps of `STUDY_STEPS` on `S` in order (`run_study` and `nbs/run_study.ipynb` both do), yielding each step's name"
+    S.features = list(features)
+    if finetune is not None: S.finetune = dict(encoder=finetune, **{**FINETUNE, **(finetune_config or {})})
+    if text_routers is None: text_routers = default_text_routers(finetune, S.seed, **(finetune_config or {}))
+    kw = dict(features=tuple(features), routers=routers, text_routers=text_routers, policies=policies,
+              paper_router=paper_router, n_clusters=n_clusters, say=say)
+    for step in STUDY_STEPS:
+        step(S, **{k: v for k, v in kw.items() if k in inspect.signature(step).parameters})
+        yield step.__name__
+
+def task_table(S:Study, # the state after every step
                M:dict, # method -> joined test vectors (as `study_outputs` builds them)
               )->pd.DataFrame:
     "Accuracy (%) of every method on each task of the scored test queries, with the number of queries"
-    tasks = np.concatenate([S['ot'].per_query('task', ts).to_numpy() for _, ts in S['folds']])
+    tasks = np.concatenate([S.table.per_query('task', fo.test).to_numpy() for fo in S.folds])
     rows = []
     for t in sorted(set(tasks)):
         m = tasks == t
@@ -760,6 +818,12 @@ ROUTERBENCH_FILES = {'routerbench-mbpp': ['mbpp_train.csv', 'mbpp_test.csv'],
 MIXTURE_OOD = ['arc_easy']   # held out as out-of-distribution although RouterDC has a train file for it
 DEFAULT_STUDIES = ['gsm8k', 'mmlu', 'mixture', 'mixture-ood', *ROUTERBENCH_FILES]
 
+@functools.lru_cache(maxsize=2)
+def _mixture(files:tuple):
+    "RouterDC's benchmarks pooled, imported once for both `mixture` and `mixture-ood` (callers copy before changing it)"
+    from llmroute.outcomes import import_mixture
+    return import_mixture(list(files), ood=MIXTURE_OOD)
+
 def default_study_table(name:str, # 'gsm8k', 'mmlu', 'mixture' or a key of `ROUTERBENCH_FILES`
                        )->tuple:
     "(the outcome table of one of the default studies, its `study_notebook` settings)"
@@ -769,10 +833,10 @@ def default_study_table(name:str, # 'gsm8k', 'mmlu', 'mixture' or a key of `ROUT
         return import_routerdc(outcome_files('routerdc', ROUTERDC_FILES[name])), \
                dict(val_from='test', features=['tfidf', 'embedding'], finetune='minilm')
     if name == 'mixture':   # RouterDC's benchmarks pooled; the out-of-distribution block is not part of the problem (see 'mixture-ood')
-        t = import_mixture(outcome_files('routerdc'), ood=MIXTURE_OOD)
+        t = _mixture(tuple(outcome_files('routerdc')))
         return OutcomeTable(t.df[t.df.block == 'in'], file=t.file, info=t.info), dict(val_from='test', features=['tfidf'])
     if name == 'mixture-ood':   # the out-of-distribution block: everything chosen on the in-distribution tasks, scored on the others
-        t_ = import_mixture(outcome_files('routerdc'), ood=MIXTURE_OOD); df = t_.df.copy()
+        t_ = _mixture(tuple(outcome_files('routerdc'))); df = t_.df.copy()
         df.loc[(df.block == 'in') & (df.split == 'test'), 'split'] = 'val'
         df.loc[df.block == 'ood', 'split'] = 'test'
         return OutcomeTable(df.assign(dataset='mixture-ood'), file=t_.file, info=t_.info), dict(val_from='train', features=['tfidf'])
