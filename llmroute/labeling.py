@@ -4,9 +4,10 @@
 
 # %% ../nbs/04_labeling.ipynb #bf89b64d
 from __future__ import annotations
-import math, re
+import decimal, math, re
 import numpy as np
 from collections import Counter
+from fractions import Fraction
 from .core import InputError
 from .data import canonical_number
 
@@ -28,8 +29,15 @@ def check_dataset(dataset:str, # a dataset name such as 'gsm8k' or 'MMLU'
 def normalize_number(x, # a number or its text: '1,000', '$18.00', '-5', '3/4', 18.0
                     )->str|None:
     "`x` as a canonical number string ('1000', '18', '-5', '0.75'; `llmroute.data.canonical_number`), or `None` when it is not a number"
-    try: return canonical_number(x)
-    except InputError: return None
+    s = str(x)
+    e = re.search(r"[eE]\s*\+?(\d{1,6})\s*$", s)
+    prec = max(28, len(s) + (int(e[1]) if e else 0) + 8)      # every digit of the number and 6 decimals, exactly
+    if prec > 100_000: return None
+    try:
+        with decimal.localcontext() as ctx:
+            ctx.prec = prec
+            return canonical_number(x)
+    except (InputError, ArithmeticError, ValueError): return None
 
 # %% ../nbs/04_labeling.ipynb #4492ce0b
 _NUM_RE = re.compile(r"""(?<![\w./])(?P<neg>[-\u2212](?=\$?\.?\d))?\$?\s?
@@ -138,13 +146,13 @@ def is_correct(pred:str|None, # an extracted answer (`extract_answer`), None whe
                gold, # the gold answer: a number or its text (GSM8K), a letter or 0-3 (MMLU)
                dataset:str, # 'gsm8k' or 'mmlu'
               )->bool:
-    "Whether `pred` is the gold answer: numerically (GSM8K, absolute tolerance 1e-6) or as a letter (MMLU)"
+    "Whether `pred` is the gold answer: numerically (GSM8K, absolute tolerance 1e-6, exact for any length) or as a letter (MMLU)"
     d = check_dataset(dataset)
     if pred is None or gold is None: return False
     if d == 'gsm8k':
         p, g = normalize_number(pred), normalize_number(gold)
         if p is None or g is None: return False
-        return math.isclose(float(p), float(g), rel_tol=0, abs_tol=1e-6)  # no relative slack: 1000001 is not 1000000
+        return abs(Fraction(p) - Fraction(g)) <= Fraction(1, 10**6)   # exact: no float rounding of long numbers
     if isinstance(gold, int) and not isinstance(gold, bool) and 0 <= gold <= 3: gold = 'ABCD'[gold]
     return str(pred).strip().upper() == str(gold).strip().upper()
 

@@ -11,10 +11,11 @@ from fastcore.basics import patch
 from .core import InputError, _fmt_rows, atomic_write, exists_error, query_id, seeded_split
 
 # %% auto #0
-__all__ = ['ALIASES', 'REQUIRED', 'OPTIONAL', 'SPLITS', 'BLOCKS', 'FRACTION_OF_10', 'LOGLIK', 'SAMPLE_FIELDS', 'ROUTERBENCH_META',
+__all__ = ['ALIASES', 'REQUIRED', 'OPTIONAL', 'SPLITS', 'BLOCKS', 'SCORINGS', 'LOGLIK_MIN', 'SAMPLE_FIELDS', 'ROUTERBENCH_META',
            'IMPORTERS', 'normalize_columns', 'validate_outcomes', 'OutcomeTable', 'read_outcomes', 'import_long',
-           'routerdc_name', 'routerdc_kind', 'import_routerdc', 'routerdc_correct', 'import_mixture', 'sample_folders',
-           'read_run', 'label_runs', 'routerbench_text', 'routerbench_models', 'import_routerbench', 'import_outcomes']
+           'routerdc_name', 'routerdc_scoring', 'import_routerdc', 'routerdc_correct', 'import_mixture',
+           'sample_folders', 'read_run', 'label_runs', 'routerbench_text', 'routerbench_models', 'import_routerbench',
+           'import_outcomes']
 
 # %% ../nbs/05_outcomes.ipynb #54e8ba04
 ALIASES = {'query_id': ['qid', 'question_id', 'id'], 'question': ['prompt', 'query', 'input', 'text'],
@@ -37,7 +38,7 @@ def normalize_columns(df:pd.DataFrame, # a long outcomes table as read from a fi
 
 # %% ../nbs/05_outcomes.ipynb #4d05923e
 REQUIRED = ['query_id', 'question', 'model', 'score']
-OPTIONAL = ['dataset', 'task', 'split', 'block', 'subject', 'n_samples', 'n_correct', 'maj_correct', 'latency_s', 'cost']
+OPTIONAL = ['dataset', 'task', 'split', 'block', 'subject', 'n_samples', 'n_correct', 'maj_correct', 'answers', 'latency_s', 'cost']
 SPLITS = ('train', 'val', 'test')
 BLOCKS = ('in', 'ood')
 
@@ -79,6 +80,31 @@ def _check_numeric(df, col, file, integer=False, lo=0.0, hi=None):
         if len(bad): _fail(df, bad, file, col, f"expected a whole number, got {v.iloc[bad[0]]}")
         return v.astype('Int64')
     return v
+
+def _answer_list(v):
+    "A cell of `answers` as a list of texts and Nones, None for no list; ValueError for anything else"
+    if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)): return None
+    if isinstance(v, str):
+        if not v.strip(): return None
+        try: v = json.loads(v)                         # CSV cells hold the list as JSON text
+        except json.JSONDecodeError: raise ValueError(f"expected a JSON list of answers, got {v[:60]!r}") from None
+    if not isinstance(v, (list, tuple, np.ndarray)): raise ValueError(f"expected a list of answers, got {type(v).__name__} {v!r:.60}")
+    out = [None if a is None or (isinstance(a, float) and np.isnan(a)) else a for a in list(v)]
+    bad = [a for a in out if a is not None and not isinstance(a, str)]
+    if bad: raise ValueError(f"expected each answer as text or null, got {bad[0]!r}")
+    return out
+
+def _check_answers(df, file)->pd.Series:
+    "`answers` as lists of texts/None (None for rows without samples); one answer per sample where `n_samples` is given"
+    out = []
+    for i, v in enumerate(df['answers']):
+        try: out.append(_answer_list(v))
+        except ValueError as e: _fail(df, [i], file, 'answers', str(e))
+    out = pd.Series(out, index=df.index, dtype=object)
+    if 'n_samples' in df.columns:
+        bad = np.flatnonzero([a is not None and pd.notna(k) and len(a) != k for a, k in zip(out, df.n_samples)])
+        if len(bad): _fail(df, bad, file, 'answers', f"{len(out.iloc[bad[0]])} answers for n_samples {df.n_samples.iloc[bad[0]]}; expected one per sample")
+    return out
 
 def _one_per_query(df, col, file):
     "`InputError` naming the rows of the first query that has several values of `col`"
@@ -168,6 +194,7 @@ def validate_outcomes(df:pd.DataFrame, # a long outcomes table, one row per (que
         if len(bad): _fail(df, bad, file, 'score', f"score {df.score.iloc[bad[0]]} is not n_correct/n_samples = {frac.iloc[bad[0]]}")
     for c in ['latency_s', 'cost']:
         if c in df.columns: df[c] = _check_numeric(df, c, file)
+    if 'answers' in df.columns: df['answers'] = _check_answers(df, file)
     for c in ['maj_correct', 'sc_correct']:
         if c in df.columns:
             b = _bool_column(df[c])
@@ -198,11 +225,11 @@ def _read_frame(path, # a .parquet, .csv or .jsonl file
         if suf in ('.parquet', '.pq'): return pd.read_parquet(path)
         if suf == '.csv':
             df = pd.read_csv(path, keep_default_na=False, na_values=[''],
-                             dtype={c: str for c in ['query_id', 'question', 'model', 'dataset', 'task', 'split', 'block', 'subject']})
+                             dtype={c: str for c in ['query_id', 'question', 'model', 'dataset', 'task', 'split', 'block', 'subject', 'answers']})
             lines = _csv_lines(path)
             return df.assign(_line=lines) if lines is not None and len(lines) == len(df) else df
         if suf in ('.jsonl', '.ndjson'):
-            df = pd.read_json(path, lines=True, dtype=False)
+            df = pd.read_json(path, lines=True, dtype=False, precise_float=True)
             with open(path, 'rb') as f: lines = [i + 1 for i, l in enumerate(f) if l.strip()]
             return df.assign(_line=lines) if len(lines) == len(df) else df
     except pd.errors.EmptyDataError: raise InputError("empty file: expected a header and one row per (query, model)", file=path)
@@ -226,13 +253,25 @@ def _csv_lines(path)->list|None:
     except csv.Error: return None
     finally: csv.field_size_limit(old)
 
+def _json_cell(v):
+    "A cell as JSON writes it exactly: NA and NaN as null, numpy scalars and arrays as Python's (floats keep every digit)"
+    if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)): return None
+    if isinstance(v, np.generic): return _json_cell(v.item())
+    if isinstance(v, np.ndarray): return [_json_cell(x) for x in v]
+    if isinstance(v, list): return [_json_cell(x) for x in v]
+    return v
+
 def _frame_bytes(df:pd.DataFrame, path:Path)->bytes|str:
-    "The content of `df` written in the format named by `path`'s suffix"
+    "The content of `df` written in the format named by `path`'s suffix (in CSV, `answers` lists as JSON text)"
     suf = path.suffix.lower()
     if suf in ('.parquet', '.pq'):
         buf = io.BytesIO(); df.to_parquet(buf, index=False, engine='pyarrow'); return buf.getvalue()
-    if suf == '.csv': return df.to_csv(index=False)
-    raise InputError(f"unknown file type {suf!r}; expected .parquet or .csv", file=path)
+    if suf == '.csv':
+        if 'answers' in df: df = df.assign(answers=df.answers.map(lambda a: None if a is None else json.dumps(a, ensure_ascii=False)))
+        return df.to_csv(index=False)
+    if suf in ('.jsonl', '.ndjson'): return ''.join(json.dumps({k: _json_cell(v) for k, v in r.items()}, ensure_ascii=False) + '\n'
+                                                    for r in df.to_dict('records'))
+    raise InputError(f"unknown file type {suf!r}; expected .parquet, .csv or .jsonl", file=path)
 
 # %% ../nbs/05_outcomes.ipynb #c54d448a
 class OutcomeTable:
@@ -318,10 +357,10 @@ class OutcomeTable:
         return self._model_mean('cost')
 
     def save(self,
-             path, # a .parquet or .csv file
+             path, # a .parquet, .csv or .jsonl file
              overwrite:bool=False, # replace an existing file
             )->Path:
-        "Write the long table atomically, as parquet or CSV by the suffix; refuses to replace a file unless asked"
+        "Write the long table atomically, as parquet, CSV or JSON lines by the suffix; refuses to replace a file unless asked"
         path = Path(path)
         if path.exists() and not overwrite: raise exists_error(path)
         return atomic_write(path, _frame_bytes(self.df, path), overwrite=overwrite)
@@ -425,8 +464,8 @@ def import_long(files, # one or more long outcome files (.csv, .parquet, .jsonl)
     return OutcomeTable(_concat_files(frames, [f.name for f in files]), info=info)
 
 # %% ../nbs/05_outcomes.ipynb #2a627a87
-FRACTION_OF_10 = ('gsm8k', 'humaneval', 'mbpp', 'javascript')
-LOGLIK = ('mmlu', 'arc_challenge', 'arc_easy', 'ceval', 'cmmlu')
+SCORINGS = {'positive': 'loglik', 'probability': 'loglik', 'fraction': 'fraction', 'multi_attempt': 'fraction'}
+LOGLIK_MIN = 0.2   # the probability of a chosen option is at least 1/k for k options; RouterDC's smallest is 0.25
 
 def routerdc_name(path, # a RouterDC file, e.g. 'gsm8k-test.json'
                  )->tuple:
@@ -435,13 +474,21 @@ def routerdc_name(path, # a RouterDC file, e.g. 'gsm8k-test.json'
     m = re.fullmatch(r'(.+?)[-_](train|val|test)', stem)
     return (m[1].lower(), m[2]) if m else (stem.lower(), None)
 
-def routerdc_kind(dataset:str, # a dataset name from `routerdc_name`
-                 )->str:
-    "How RouterDC scored a benchmark: 'fraction_of_10', 'loglik' (> 0 is correct), 'binary' or 'score' (unknown)"
-    if dataset in FRACTION_OF_10: return 'fraction_of_10'
-    if dataset in LOGLIK: return 'loglik'
-    if dataset.startswith('math'): return 'binary'
-    return 'score'
+def _on_grid(v:np.ndarray, n:int)->bool: return bool((np.abs(v * n - np.round(v * n)) <= 1e-6).all())
+
+def routerdc_scoring(values, # every value of one RouterDC file (all models), each in [0, 1]
+                    )->tuple:
+    "(kind, why): how a file was scored, read from its values: 'binary', 'fraction_of_10', 'loglik', or None and what does not fit"
+    v = np.asarray(values, float)
+    if np.isin(v, (0.0, 1.0)).all(): return 'binary', 'every value is 0 or 1'
+    if _on_grid(v, 10): return 'fraction_of_10', 'every value is a multiple of 0.1'
+    nz = v[v > 0]
+    if nz.min() < LOGLIK_MIN:
+        return None, (f"a value of {nz.min():g} is no multiple of 0.1 (a fraction of 10 samples) and, between 0 and {LOGLIK_MIN:g}, "
+                      "no probability of a chosen option")
+    grid = next((n for n in range(2, 21) if _on_grid(v, n)), None)
+    if grid: return None, f"every value is a multiple of 1/{grid}: a fraction of samples, or probabilities that happen to be round"
+    return 'loglik', f"values are 0 or continuous probabilities, the smallest non-zero {nz.min():g}"
 
 # %% ../nbs/05_outcomes.ipynb #6d739cd9
 def _read_routerdc(path:Path)->pd.DataFrame:
@@ -462,22 +509,39 @@ def _read_routerdc(path:Path)->pd.DataFrame:
     return pd.DataFrame(rows, columns=['_row', 'question', 'model', 'raw', 'cluster_id'])
 
 # %% ../nbs/05_outcomes.ipynb #221d48b5
-def _routerdc_scores(df:pd.DataFrame, kind:str, file)->pd.DataFrame:
-    "score, n_samples, n_correct (and raw_score) from RouterDC's raw values"
+def _routerdc_kind(df:pd.DataFrame, file, scoring=None)->tuple:
+    "(df with RouterDC's values as numbers in [0, 1] in `raw`, kind, how the kind was decided); `InputError` where the values do not say"
     raw = pd.to_numeric(df.raw, errors='coerce').astype(float)
     bad = np.flatnonzero(raw.isna().to_numpy())
     if len(bad): raise InputError(f"expected a number, got {df.raw.iloc[bad[0]]!r} for model {df.model.iloc[bad[0]]!r}",
                                   file=file, row=int(df['_row'].iloc[bad[0]]), field='scores')
+    out = np.flatnonzero(((raw < 0) | (raw > 1)).to_numpy())
+    if len(out): raise InputError(f"score {raw.iloc[out[0]]} is outside [0, 1] (model {df.model.iloc[out[0]]!r})",
+                                  file=file, row=int(df['_row'].iloc[out[0]]), field='score')
+    df = df.assign(raw=raw)
+    if scoring is not None:
+        kind = SCORINGS[scoring]
+        if kind == 'fraction' and _on_grid(raw.to_numpy(), 10): kind = 'fraction_of_10'
+        return df, kind, f"given: {scoring}"
+    kind, why = routerdc_scoring(raw)
+    if kind is None:
+        raise InputError(f"cannot tell from its scores how the file was scored: {why}; pass --scoring positive (a value above 0 is "
+                         "correct: a log-likelihood benchmark) or --scoring fraction (the share of sampled answers that are correct, "
+                         "solved at score >= 0.5) (scoring= in Python)", file=file, field='scores')
+    return df, kind, f"from the scores: {why}"
+
+def _routerdc_scores(df:pd.DataFrame, kind:str)->pd.DataFrame:
+    "score, n_samples, n_correct (and raw_score) from RouterDC's values, by the file's kind"
+    raw = df.raw
     if kind == 'loglik':
         df['raw_score'], df['score'] = raw, (raw > 0).astype(float)
         df['n_samples'], df['n_correct'] = 1, (raw > 0).astype(int)
     elif kind == 'fraction_of_10':
-        df['score'] = raw
         df['n_samples'], df['n_correct'] = 10, (10 * raw).round().astype(int)
         df['score'] = df.n_correct / 10   # 0.30000000000000004 -> 0.3
     elif kind == 'binary':
         df['score'], df['n_samples'], df['n_correct'] = raw, 1, raw.round().astype(int)
-    else: df['score'] = raw
+    else: df['score'] = raw                # 'fraction' off the tenths: the share as given, sample counts unknown
     return df.drop(columns='raw')
 
 def _join_queries(df:pd.DataFrame, dataset:str, file, queries:dict)->pd.DataFrame:
@@ -496,16 +560,26 @@ def _join_queries(df:pd.DataFrame, dataset:str, file, queries:dict)->pd.DataFram
     return out
 
 # %% ../nbs/05_outcomes.ipynb #30bd3f51
-def import_routerdc(files, # RouterDC JSON files, e.g. routerdc/gsm8k-test.json
-                    join:bool=True, # join GSM8K/MMLU questions to llmroute.data (query_id, subject, gold)
-                   )->OutcomeTable:
-    "RouterDC's per-query scores as one validated `OutcomeTable`; `info` says per file how many rows joined and were dropped"
-    files = [Path(f) for f in ([files] if isinstance(files, (str, Path)) else files)]
-    if not files: raise InputError("no files given")
+def _scoring_per_file(files:list, scoring)->dict:
+    "file -> the scoring rule given for it (None: read it from the scores); `InputError` for unknown rules or file names"
+    rules = dict(scoring) if isinstance(scoring, dict) else {f.name: scoring for f in files}
+    names = {f.name for f in files}
+    unknown = sorted(set(rules) - names)
+    if unknown: raise InputError(f"scoring names file(s) {unknown} that are not among the inputs {sorted(names)}", field='scoring')
+    for r in rules.values():
+        if r is not None and r not in SCORINGS:
+            raise InputError(f"unknown scoring {r!r} (--scoring); expected 'positive' (a value above 0 is correct) or 'fraction' "
+                             "(the share of samples correct); RouterDC's names 'probability' and 'multi_attempt' are accepted too", field='scoring')
+    return {f: rules.get(f.name) for f in files}
+
+def _routerdc_frame(files:list, join:bool, scoring)->tuple:
+    "(long rows of RouterDC files with `_kind`, `_file` and `_row`, info per file): `import_routerdc` before validation"
+    rules = _scoring_per_file(files, scoring)
     frames, info, queries = [], [], {}
     for f in files:
         dataset, split = routerdc_name(f)
-        df = _routerdc_scores(_read_routerdc(f), routerdc_kind(dataset), f.name)
+        df, kind, how = _routerdc_kind(_read_routerdc(f), f.name, rules[f])
+        df = _routerdc_scores(df, kind).assign(_kind=kind)
         n = df['_row'].nunique()
         joined = None
         if join and dataset in ('gsm8k', 'mmlu'):
@@ -514,7 +588,7 @@ def import_routerdc(files, # RouterDC JSON files, e.g. routerdc/gsm8k-test.json
         df['dataset'], df['split'] = dataset, split
         first = df.drop_duplicates('query_id')['_row']
         df = df[df['_row'].isin(first)]
-        info.append(dict(file=f.name, dataset=dataset, split=split, kind=routerdc_kind(dataset), rows=n, joined=joined,
+        info.append(dict(file=f.name, dataset=dataset, split=split, kind=kind, scoring=how, rows=n, joined=joined,
                          duplicates_dropped=n - len(first)))
         frames.append(df)
     df = _concat_files([f.drop(columns='_row') for f in frames], [f.name for f in files])
@@ -528,14 +602,23 @@ def import_routerdc(files, # RouterDC JSON files, e.g. routerdc/gsm8k-test.json
     if df.cluster_id.isna().all(): df = df.drop(columns='cluster_id')
     else: df['cluster_id'] = pd.to_numeric(df.cluster_id).astype('Int64')
     cols = ['query_id', 'dataset', 'split', 'subject', 'question', 'gold', 'model', 'score', 'n_samples', 'n_correct', 'raw_score', 'cluster_id']
-    df = df[[c for c in cols if c in df.columns] + ['_file', '_row']]
-    return OutcomeTable(df, info=info)
+    return df[[c for c in cols if c in df.columns] + ['_kind', '_file', '_row']], info
+
+def import_routerdc(files, # RouterDC JSON files, e.g. routerdc/gsm8k-test.json
+                    join:bool=True, # join GSM8K/MMLU questions to llmroute.data (query_id, subject, gold)
+                    scoring:str|dict|None=None, # None: read each file's rule from its scores; 'positive' or 'fraction' for every file, or {file name: rule}
+                   )->OutcomeTable:
+    "RouterDC's per-query scores as one validated `OutcomeTable`; `info` says per file how it was scored and how many rows joined and were dropped"
+    files = [Path(f) for f in ([files] if isinstance(files, (str, Path)) else files)]
+    if not files: raise InputError("no files given")
+    df, info = _routerdc_frame(files, join, scoring)
+    return OutcomeTable(df.drop(columns='_kind'), info=info)
 
 # %% ../nbs/05_outcomes.ipynb #4a590654
-def routerdc_correct(kind:str, # how the benchmark was scored (`routerdc_kind`)
+def routerdc_correct(kind:str, # how the benchmark was scored: 'loglik', 'binary', 'fraction_of_10' or 'fraction' (`routerdc_scoring`)
                      score, # the table's `score` per row: fraction of samples correct, or 0/1
                      raw_score=None, # RouterDC's own value per row, for 'loglik' (above 0 is correct)
-                     threshold:float=0.5, # 'fraction_of_10' and 'score' (unknown) kinds: solved when score >= threshold
+                     threshold:float=0.5, # 'fraction_of_10' and 'fraction': solved when score >= threshold
                     )->np.ndarray:
     "Boolean per row: is the query solved, by the rule of the benchmark's kind"
     score = np.asarray(score, float)
@@ -549,6 +632,7 @@ def import_mixture(files, # RouterDC JSON files of several benchmarks, e.g. `llm
                    name:str='mixture', # the `dataset` of every row: a study treats the pool as one dataset
                    threshold:float=0.5, # sampled benchmarks (fraction of 10) count as solved at score >= threshold
                    join:bool=True, # join GSM8K/MMLU questions to llmroute.data (query_id, subject, gold), as `import_routerdc`
+                   scoring:str|dict|None=None, # None: each file's rule read from its scores; 'positive'/'fraction' for all, or {file name: rule}
                   )->OutcomeTable:
     "RouterDC's benchmarks pooled as one routing problem: `task` per query, `maj_correct` by each task's rule, tasks without train data (and `ood`) as the test-only `block` 'ood'"
     files = [Path(f) for f in ([files] if isinstance(files, (str, Path)) else files)]
@@ -567,15 +651,17 @@ def import_mixture(files, # RouterDC JSON files of several benchmarks, e.g. `llm
             raise InputError(f"no split in the file name of in-distribution task {t!r}; expected {t}_train/{t}_test in the name, "
                              f"or {t!r} in ood", file=f.name, field='split')
     keep = [f for f in files if not (named[f][0] in ood_tasks and named[f][1] == 'train')]
-    t = import_routerdc(keep, join=join)
-    df = t.df.rename(columns={'dataset': 'task'})
+    rules = _scoring_per_file(files, scoring)
+    df, rinfo = _routerdc_frame(keep, join, {f.name: rules[f] for f in keep})
+    df = df.rename(columns={'dataset': 'task'})
     df.insert(1, 'dataset', name)
     df['block'] = np.where(df.task.isin(ood_tasks), 'ood', 'in')
     df['split'] = df.split.where(df.block == 'in', 'test')
     df['maj_correct'] = False
-    for task, rows in df.groupby('task').groups.items():
+    for kind, rows in df.groupby('_kind').groups.items():
         raw = df.loc[rows, 'raw_score'] if 'raw_score' in df else None
-        df.loc[rows, 'maj_correct'] = routerdc_correct(routerdc_kind(task), df.loc[rows, 'score'], raw, threshold)
+        df.loc[rows, 'maj_correct'] = routerdc_correct(kind, df.loc[rows, 'score'], raw, threshold)
+    df = df.drop(columns='_kind')
     # the same text in several tasks: kept once per task (different ids), counted
     q = df.drop_duplicates('query_id')
     norm = q.question.map(lambda s: " ".join(s.split())).to_numpy()
@@ -591,9 +677,9 @@ def import_mixture(files, # RouterDC JSON files of several benchmarks, e.g. `llm
         blk = 'ood' if task in ood_tasks else 'in'
         if f not in keep:
             info.append(dict(file=f.name, task=task, block=blk, split=split, left_out='train file of an out-of-distribution task')); continue
-        rec = next(r for r in t.info if r['file'] == f.name)
+        rec = next(r for r in rinfo if r['file'] == f.name)
         split = split if blk == 'in' else 'test'
-        info.append(dict(file=f.name, task=task, block=blk, split=split, kind=rec['kind'], rows=rec['rows'], joined=rec['joined'],
+        info.append(dict(file=f.name, task=task, block=blk, split=split, kind=rec['kind'], scoring=rec['scoring'], rows=rec['rows'], joined=rec['joined'],
                          duplicates_dropped=rec['duplicates_dropped'], moved_to_test=rec['moved_to_test'],
                          same_text_other_task=int(n_shared.get((task, split), 0))))
     cols = ['query_id', 'dataset', 'task', 'block', 'split', 'subject', 'question', 'gold', 'model', 'score', 'maj_correct']
@@ -649,6 +735,7 @@ def label_runs(dirs, # sampling output folders, or folders above them
             rows.append(dict(query_id=r['query_id'], dataset=r['dataset'], split=r.get('split'), subject=r.get('subject'), question=r['question'],
                              gold=r['gold'], model=r['model'], score=float(lab['score']), n_samples=int(lab['n_samples']),
                              n_correct=int(lab['n_correct']), maj_correct=bool(lab['maj_correct']), sc_correct=bool(lab['sc_correct']),
+                             answers=lab['answers'],
                              latency_s=r.get('latency_s'), new_tokens=int(sum(tok)) if isinstance(tok, list) else tok,
                              tokens_per_s=r.get('tokens_per_s'), _file=r['_file'], _row=r['_row'], _line=r['_line']))
         info.append(dict(run=str(run), records=len(recs), models=sorted(recs.model.unique())))

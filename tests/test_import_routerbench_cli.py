@@ -2,7 +2,7 @@
 import subprocess, sys
 from pathlib import Path
 import pandas as pd, pytest
-from llmroute.core import data_dir
+from llmroute.data import outcome_files
 from llmroute.outcomes import read_outcomes
 
 EXE = Path(sys.executable).parent / 'llmroute'
@@ -43,15 +43,20 @@ def test_gaps_are_an_error_then_dropped(tmp_path):
 
 def test_flags_that_do_not_apply(tmp_path):
     src = _wide(tmp_path / 'toy_test.csv', gaps=False)
-    pd.read_csv(src)  # a valid wide file, but given as --format long it has no model column
     r = _run('import', '--format', 'long', src, '--out', tmp_path / 'o.parquet', '--drop-incomplete')
     assert r.returncode == 2 and '--drop-incomplete' in r.stderr and 'do not apply to --format long' in r.stderr
+    assert not (tmp_path / 'o.parquet').exists()
+    r = _run('import', '--format', 'routerbench', src, '--out', tmp_path / 'o.parquet')     # the same file as what it is
+    assert r.returncode == 0, r.stderr
+    assert read_outcomes(tmp_path / 'o.parquet').wide().loc['toy.dev.4'].tolist() == [0.0, 1.0, 1.0]
 
 
-@pytest.mark.skipif(data_dir() is None or not (data_dir() / 'routerbench').is_dir(), reason="no local routerbench/")
 def test_real_files(tmp_path):
-    files = sorted((data_dir() / 'routerbench').glob('*.csv'))
-    r = _run('import', '--format', 'routerbench', *files, '--out', tmp_path / 'rb.parquet')
+    "RouterBench's MBPP and Winogrande files (the data folder's, else the cache's: never a skip)"
+    r = _run('import', '--format', 'routerbench', *outcome_files('routerbench'), '--out', tmp_path / 'rb.parquet')
     assert r.returncode == 0, r.stderr
     t = read_outcomes(tmp_path / 'rb.parquet')
     assert (len(t.models), t.datasets, t.splits) == (11, ['mbpp', 'winogrande'], ['train', 'test'])
+    acc = t.accuracy(split='test')
+    assert abs(t.correct(split='test').max(axis=1).mean() - (0.867 * 128 + 0.997 * 380) / 508) < 1e-3   # both oracles, README
+    assert acc.index[0] == 'gpt-4-1106-preview'

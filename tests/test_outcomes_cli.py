@@ -2,11 +2,14 @@
 import json, subprocess, sys
 from pathlib import Path
 import pandas as pd, pytest
-from llmroute.core import InputError, data_dir, query_id
+from llmroute.core import InputError, query_id
+from llmroute.data import outcome_file, outcome_files
 from llmroute.outcomes import import_outcomes, read_outcomes
 
-ROUTERDC = (data_dir() / 'routerdc') if data_dir() is not None else None
-needs_data = pytest.mark.skipif(ROUTERDC is None or not ROUTERDC.is_dir(), reason="no local data folder (LLMROUTE_DATA_DIR)")
+
+def rdc(name):
+    "A RouterDC release file: the data folder's copy, else the cache's (fetched once, checked by sha256); never a skip"
+    return outcome_file('routerdc', name)
 
 
 def _long(tmp_path, name='long.csv', **changes):
@@ -68,9 +71,8 @@ def test_missing_model_and_empty_file(tmp_path):
         import_outcomes('xlsx', [p], tmp_path / 'o.parquet', verbose=False)
 
 
-@needs_data
 def test_routerdc_gsm8k_test(tmp_path, capsys):
-    out = import_outcomes('routerdc', [ROUTERDC / 'gsm8k-test.json'], tmp_path / 'gsm8k.parquet')
+    out = import_outcomes('routerdc', [rdc('gsm8k-test.json')], tmp_path / 'gsm8k.parquet')
     assert 'joined=1319' in capsys.readouterr().out
     t = read_outcomes(out)
     assert (len(t), len(t.models), t.splits) == (1319, 7, ['test'])
@@ -79,18 +81,26 @@ def test_routerdc_gsm8k_test(tmp_path, capsys):
     assert abs(acc.iloc[0] - 0.720) < 6e-4
     assert abs(t.correct().max(axis=1).mean() - 0.861) < 6e-4
     # GSM8K ids are the ones our own queries (and so our own samples) carry
-    first = json.loads((ROUTERDC / 'gsm8k-test.json').read_text())[0]['question']
+    first = json.loads(rdc('gsm8k-test.json').read_text())[0]['question']
     assert query_id('gsm8k', first) in t.wide().index
     assert set(t.df.n_samples) == {10}
 
 
-@needs_data
+def _accuracy_from_json(path, rule):
+    "Each model's accuracy counted straight from a RouterDC JSON file, first record of each question text"
+    recs = list({r['question']: r for r in reversed(json.loads(Path(path).read_text()))}.values())
+    return {m: sum(rule(r['scores'][m]) for r in recs) / len(recs) for m in recs[0]['scores']}
+
+
 def test_routerdc_unsplit_loglik_benchmark(tmp_path):
-    t = read_outcomes(import_outcomes('routerdc', [ROUTERDC / 'arc_challenge_test.json', ROUTERDC / 'MATH_prealgebra.json'],
+    t = read_outcomes(import_outcomes('routerdc', [rdc('arc_challenge_test.json'), rdc('MATH_prealgebra.json')],
                                       tmp_path / 'o.csv', verbose=False))
     assert t.datasets == ['arc_challenge', 'math_prealgebra']
-    arc = t.df[t.df.dataset == 'arc_challenge']
-    assert set(arc.score) <= {0.0, 1.0} and (arc.score == (arc.raw_score > 0)).all()
+    # each benchmark's accuracies are those counted by hand from its JSON: ARC above 0, MATH's 0/1 as it is
+    for ds, f, rule in [('arc_challenge', 'arc_challenge_test.json', lambda v: v > 0), ('math_prealgebra', 'MATH_prealgebra.json', lambda v: v == 1)]:
+        acc = read_outcomes(import_outcomes('routerdc', [rdc(f)], tmp_path / f'{ds}.parquet', verbose=False)).accuracy()
+        assert acc.to_dict() == pytest.approx(_accuracy_from_json(rdc(f), rule), abs=1e-12)
+        assert acc.to_dict() == pytest.approx(t.correct().loc[t.per_query('dataset') == ds].mean().to_dict(), abs=1e-12)
     # neither has train queries: with_split splits each afresh (seeded) and keeps arc's file split in source_split
     s = t.with_split(seed=0)
     for ds in t.datasets: assert set(s.df.split[s.df.dataset == ds]) == {'train', 'val', 'test'}
@@ -246,10 +256,8 @@ def test_routerbench_complete_file_and_options(tmp_path):
         import_outcomes('long', [_long(tmp_path)], tmp_path / 'x.parquet', drop_incomplete=True, verbose=False)
 
 
-@pytest.mark.skipif(data_dir() is None or not (data_dir() / 'routerbench' / 'mbpp_test.csv').exists(), reason="no local routerbench/")
 def test_routerbench_real_files(tmp_path):
-    rb = data_dir() / 'routerbench'
-    t = read_outcomes(import_outcomes('routerbench', sorted(rb.glob('*.csv')), tmp_path / 'rb.parquet', verbose=False))
+    t = read_outcomes(import_outcomes('routerbench', outcome_files('routerbench'), tmp_path / 'rb.parquet', verbose=False))
     assert len(t.models) == 11 and t.datasets == ['mbpp', 'winogrande']
     n = t.df.drop_duplicates('query_id').groupby(['dataset', 'split']).size().to_dict()
     assert n == {('mbpp', 'test'): 128, ('mbpp', 'train'): 299, ('winogrande', 'test'): 380, ('winogrande', 'train'): 887}
@@ -285,13 +293,13 @@ def test_mixture_pools_two_tasks_and_an_ood_block(tmp_path):
         # sampled (fraction of 10): solved at score >= 0.5
         'gsm8k-train.json': [("Same text?", {"m1": 0.4, "m2": 0.5}), ("Two plus two?", {"m1": 0.9, "m2": 0.1})],
         'gsm8k-test.json': [("Three plus three?", {"m1": 0.5, "m2": 0.4})],
-        # log-likelihood: solved when the value is above 0, however small
-        'mmlu_train.json': [("Same text?", {"m1": 0.01, "m2": 0.0})],
-        'mmlu_test.json': [("Capital of France?", {"m1": 0.0, "m2": 0.2})],
+        # log-likelihood (0, or the chosen option's probability): solved when the value is above 0, even far below 0.5
+        'mmlu_train.json': [("Same text?", {"m1": 0.2576, "m2": 0.0})],
+        'mmlu_test.json': [("Capital of France?", {"m1": 0.0, "m2": 0.3277})],
         # MATH (0/1) and ARC-Easy (has a train file, held out by name): the OOD block
         'MATH_prealgebra.json': [("1/2 + 1/4?", {"m1": 1, "m2": 0})],
         'arc_easy_train.json': [("Which is a metal?", {"m1": 0.3, "m2": 0.0})],
-        'arc_easy_test.json': [("Which is a gas?", {"m1": 0.0, "m2": 0.7})]})
+        'arc_easy_test.json': [("Which is a gas?", {"m1": 0.0, "m2": 0.7134})]})
     with pytest.warns(UserWarning, match="1 question text appears in several tasks"):
         out = import_outcomes('mixture', fs, tmp_path / 'mix.csv', ood=['arc_easy'], join=False, verbose=False)
     t = read_outcomes(out)
@@ -315,7 +323,10 @@ def test_mixture_pools_two_tasks_and_an_ood_block(tmp_path):
     assert best == {'gsm8k': 'm1', 'mmlu': 'm1'}
     with pytest.raises(InputError, match=r"no model for task\(s\) \['arc_easy', 'math_prealgebra'\]"):
         t.task_choices(best, 'test')
-    assert t.task_choices(best, 'test', default='m2').tolist() == [t.models.index(best.get(k, 'm2')) for k in t.per_query('task', 'test')]
+    tasks = t.per_query('task', 'test').tolist()
+    assert sorted(tasks) == ['arc_easy', 'gsm8k', 'math_prealgebra', 'mmlu']
+    expected = {'arc_easy': 1, 'gsm8k': 0, 'math_prealgebra': 1, 'mmlu': 0}        # m1 is column 0, m2 column 1
+    assert t.task_choices(best, 'test', default='m2').tolist() == [expected[k] for k in tasks]
 
 
 def test_mixture_bad_input(tmp_path):
@@ -335,13 +346,114 @@ def test_mixture_bad_input(tmp_path):
     assert t.per_query('block').to_dict() == {t.df.query_id[t.df.task == k].iloc[0]: b for k, b in [('humaneval', 'in'), ('mbpp', 'ood')]}
 
 
-@needs_data
 def test_mixture_real_code_tasks(tmp_path):
     "HumanEval (train/test) with MBPP and JavaScript held out: counts and accuracies as each file imported alone"
     names = ['humaneval_train.json', 'humaneval_test.json', 'mbpp.json', 'javascript.json']
-    t = read_outcomes(import_outcomes('mixture', [ROUTERDC / n for n in names], tmp_path / 'code.parquet', verbose=False))
+    t = read_outcomes(import_outcomes('mixture', [rdc(n) for n in names], tmp_path / 'code.parquet', verbose=False))
     n = t.df.drop_duplicates('query_id').groupby(['task', 'block', 'split']).size().to_dict()
     assert n == {('humaneval', 'in', 'test'): 49, ('humaneval', 'in', 'train'): 115, ('javascript', 'ood', 'test'): 164,
                  ('mbpp', 'ood', 'test'): 499}
-    alone = read_outcomes(import_outcomes('routerdc', [ROUTERDC / 'mbpp.json'], tmp_path / 'mbpp.parquet', verbose=False))
+    alone = read_outcomes(import_outcomes('routerdc', [rdc('mbpp.json')], tmp_path / 'mbpp.parquet', verbose=False))
     assert t.task_accuracy(split='test').loc['mbpp'].to_dict() == alone.accuracy().to_dict()
+
+
+# --- RouterDC: the scoring rule comes from the scores (or --scoring), never from the file's name ------------------
+
+@pytest.mark.parametrize('src,renamed', [('mmlu_test.json', 'exam_test.json'), ('gsm8k-test.json', 'quiz.json'),
+                                         ('arc_challenge_test.json', 'gsm8k-test-copy.json'), ('mbpp.json', 'mmlu_mbpp.json')])
+def test_routerdc_renamed_file_gives_the_same_outcomes(tmp_path, src, renamed):
+    "A release file under another name: the same scores, counts and accuracies, query by query (ids follow the name)"
+    (tmp_path / renamed).write_bytes(rdc(src).read_bytes())
+    a = read_outcomes(import_outcomes('routerdc', [rdc(src)], tmp_path / 'a.parquet', verbose=False, join=False))
+    b = read_outcomes(import_outcomes('routerdc', [tmp_path / renamed], tmp_path / 'b.parquet', verbose=False))
+    by_text = lambda t, col: t.wide(col).set_axis(t.questions().to_numpy()).sort_index()
+    for col in ['score', 'n_samples', 'n_correct']:
+        wa, wb = by_text(a, col), by_text(b, col)
+        assert wb.index.equals(wa.index) and list(wb.columns) == list(wa.columns)
+        bad = (wb.to_numpy() != wa.to_numpy()).any(axis=1)
+        assert not bad.any(), f"{col}: {int(bad.sum())} of {len(wa)} queries differ, e.g. {wa.index[bad][0][:60]!r}"
+    assert b.accuracy().to_dict() == a.accuracy().to_dict()
+
+
+def test_routerdc_renamed_mmlu_keeps_its_accuracies(tmp_path):
+    "MMLU's test file renamed: every model's accuracy as counted from the JSON (a value above 0 is correct), not at 0.5"
+    (tmp_path / 'exam_test.json').write_bytes(rdc('mmlu_test.json').read_bytes())
+    t = read_outcomes(import_outcomes('routerdc', [tmp_path / 'exam_test.json'], tmp_path / 'o.parquet', verbose=False))
+    assert t.accuracy().to_dict() == pytest.approx(_accuracy_from_json(rdc('mmlu_test.json'), lambda v: v > 0), abs=1e-12)
+    assert t.accuracy().idxmax() == 'meta-llama/Meta-Llama-3-8B' and abs(t.accuracy().max() - 0.646) < 0.0015
+
+
+def test_routerdc_ambiguous_scores_need_scoring(tmp_path):
+    "Values that fit neither rule stop the import, naming the file and the flag; --scoring decides, per file if asked"
+    f = _release(tmp_path, {'quiz_test.json': [("Q1", {"m1": 0.05, "m2": 0.6}), ("Q2", {"m1": 0.45, "m2": 0.0})],
+                            'exam_test.json': [("Q3", {"m1": 0.25, "m2": 0.75}), ("Q4", {"m1": 0.5, "m2": 0.0})],
+                            'tiny_test.json': [("Q5", {"m1": 0.0537, "m2": 0.6123}), ("Q6", {"m1": 0.0, "m2": 0.3311})]})
+    for one in f:
+        with pytest.raises(InputError) as e:
+            import_outcomes('routerdc', [one], tmp_path / 'o.parquet', verbose=False)
+        assert str(e.value).startswith(f"{one.name}: field 'scores': cannot tell from its scores how the file was scored")
+        assert '--scoring positive' in str(e.value) and '--scoring fraction' in str(e.value)
+    assert not (tmp_path / 'o.parquet').exists()
+    t = read_outcomes(import_outcomes('routerdc', f[:2], tmp_path / 'o.parquet', verbose=False,
+                                      scoring={'quiz_test.json': 'positive', 'exam_test.json': 'fraction'}))
+    C = t.correct().set_axis(t.questions().to_numpy()).to_dict('index')
+    assert C == {'Q1': {'m1': 1, 'm2': 1}, 'Q2': {'m1': 1, 'm2': 0}, 'Q3': {'m1': 0, 'm2': 1}, 'Q4': {'m1': 1, 'm2': 0}}
+    with pytest.raises(InputError, match=r"--scoring \(scoring in Python\) do not apply to --format routerbench"):
+        import_outcomes('routerbench', [_routerbench(tmp_path, gaps=False)], tmp_path / 'x.parquet', scoring='positive', verbose=False)
+    with pytest.raises(InputError, match="unknown scoring 'mean'"):
+        import_outcomes('routerdc', f[:2], tmp_path / 'x.parquet', scoring='mean', verbose=False)
+
+
+def test_mixture_takes_each_files_rule_from_its_scores(tmp_path):
+    "A pooled table: a renamed log-likelihood file is still solved above 0, a sampled one at score >= 0.5"
+    fs = _release(tmp_path, {'alpha_train.json': [("A1?", {"m1": 0.3277, "m2": 0.0})],        # probabilities
+                             'alpha_test.json': [("A2?", {"m1": 0.0, "m2": 0.2842})],
+                             'beta_train.json': [("B1?", {"m1": 0.3, "m2": 0.8})],           # tenths: 10 samples
+                             'beta_test.json': [("B2?", {"m1": 0.4, "m2": 0.5})]})
+    t = read_outcomes(import_outcomes('mixture', fs, tmp_path / 'mix.parquet', verbose=False))
+    C = t.correct().set_axis(t.questions().to_numpy()).to_dict('index')
+    assert C == {'A1?': {'m1': 1, 'm2': 0}, 'A2?': {'m1': 0, 'm2': 1}, 'B1?': {'m1': 0, 'm2': 1}, 'B2?': {'m1': 0, 'm2': 1}}
+
+
+# --- each sample's answer in the outcomes table ------------------------------------------------------------------
+
+def test_sample_answers_round_trip_every_format(tmp_path):
+    "label_runs keeps each sample's answer, in order; parquet, CSV and JSON lines give back the same lists"
+    runs = tmp_path / 'runs'
+    _fake_run(runs, 'org/a', {'q1': ('18', ['The answer is 18.', 'I give up.', '#### 1,018']),
+                              'q2': ('-5', ['The answer is 5.', 'so -5, "quoted", ok', 'The answer is \u0665.'])})
+    _fake_run(runs, 'org/b', {'q1': ('18', ['18', '$18.00', 'The answer is 17.']), 'q2': ('-5', ['x', 'y', 'z'])})
+    expected = {('q1', 'org/a'): ['18', None, '1018'], ('q2', 'org/a'): ['5', '-5', '5'],
+                ('q1', 'org/b'): ['18', '18', '17'], ('q2', 'org/b'): [None, None, None]}
+    for name in ['o.parquet', 'o.csv', 'o.jsonl']:
+        t = read_outcomes(import_outcomes('samples', [runs], tmp_path / name, verbose=False))
+        got = {(r.query_id, r.model): r.answers for r in t.df.itertuples()}
+        assert got == expected, name
+        assert t.wide('n_correct').loc['q1'].tolist() == [1, 2]
+    assert 'answers' not in read_outcomes(import_outcomes('routerdc', [rdc('mbpp.json')], tmp_path / 'r.parquet', verbose=False)).df
+
+
+def _pool(n=120):
+    "Two specialists and a weak model on n queries, with 3 samples each and their answers"
+    rows = []
+    for i in range(n):
+        math = i % 2 == 0
+        q = f"What is {i} plus {i + 3}, step by step?" if math else f"Who ruled province {i} in the middle ages?"
+        for m, good in [('acme/math', math), ('acme/chat', not math), ('acme/tiny', i % 3 == 0)]:
+            k = 3 if good else (i % 2)
+            rows.append(dict(query_id=f'q{i:04d}', question=q, model=m, n_samples=3, n_correct=k, score=k / 3,
+                             split='test' if i % 5 == 4 else 'train', answers=['a'] * k + [None] * (3 - k)))
+    return pd.DataFrame(rows)
+
+
+def test_study_reads_a_table_with_answers_as_without(tmp_path):
+    "The study's results do not move when the outcomes carry each sample's answers, in any format"
+    from llmroute.study import run_study
+    df = _pool()
+    df.drop(columns='answers').to_csv(tmp_path / 'plain.csv', index=False)
+    base = run_study(tmp_path / 'plain.csv', 'pool', tmp_path / 'plain', n_boot=100, n_clusters=8, figures=False)
+    for name in ['with.parquet', 'with.csv', 'with.jsonl']:
+        from llmroute.outcomes import OutcomeTable
+        OutcomeTable(df).save(tmp_path / name)
+        res = run_study(tmp_path / name, 'pool', tmp_path / name.replace('.', '_'), n_boot=100, n_clusters=8, figures=False)
+        pd.testing.assert_frame_equal(res, base)
