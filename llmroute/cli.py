@@ -18,7 +18,8 @@ def _cmd_sample(a):
     kw = dict(split=a.split, limit=a.limit, n_samples=a.n_samples, max_new_tokens=a.max_new_tokens,
               batch_size=a.batch_size, shard=a.shard, quantize=a.quantize, seed=a.seed,
               temperature=a.temperature, mode=a.mode, engine=a.engine, num_blocks=a.num_blocks,
-              max_batch_tokens=a.max_batch_tokens, wait=a.wait)
+              max_batch_tokens=a.max_batch_tokens, wait=a.wait, dtype=a.dtype,
+              engine_args=sampling.parse_engine_args(a.engine_arg))
     if a.notebook:
         key = sampling.model_spec(a.model).key
         i, n = sampling.parse_shard(a.shard)
@@ -42,6 +43,7 @@ def _cmd_import(a):
     check_writable(a.out)   # before the work: a read-only --out is said in one line, not after the import in a traceback
     opts = {k: True for k in ('drop_incomplete', 'keep_responses') if getattr(a, k)}
     if a.ood: opts['ood'] = a.ood
+    if a.scoring: opts['scoring'] = a.scoring
     return import_outcomes(a.format, a.files, a.out, overwrite=a.overwrite, **opts)
 
 # %% ../nbs/10_cli.ipynb #8742644a
@@ -204,6 +206,11 @@ def build_parser()->argparse.ArgumentParser:
                    help="hf: static batches (reference, CPU); hf-cb: transformers' continuous batching (GPU); vllm: vLLM in its own venv (tools/vllm_env.sh, LLMROUTE_VLLM_PYTHON)")
     s.add_argument('--num-blocks', type=int, default=None, help='hf-cb: KV-cache blocks (default: from free GPU memory; 1 GB on the CPU)')
     s.add_argument('--max-batch-tokens', type=int, default=None, help='hf-cb: most tokens per forward pass')
+    s.add_argument('--dtype', default='auto', choices=['auto', 'float32', 'bfloat16', 'float16'],
+                   help='compute dtype (default auto: bf16 on GPUs that have it and on CPUs with native bf16, else fp16 / float32)')
+    s.add_argument('--engine-arg', action='append', default=[], metavar='KEY=VALUE',
+                   help="an engine argument, repeatable: hf-cb's page_size, max_requests; vllm: any vllm.LLM argument "
+                        "(tensor_parallel_size=2, quantization=awq, gpu_memory_utilization=0.85)")
     s.add_argument('--wait', action='store_true', help='if another process writes this shard, wait for it instead of stopping')
     s.add_argument('--out', required=True, help='output root; records go to OUT/<dataset>/<model>/')
     s.add_argument('--notebook', action='store_true', help='run through the papermill template nbs/run_sample.ipynb')
@@ -217,7 +224,7 @@ def build_parser()->argparse.ArgumentParser:
 
     l = sub.add_parser('label', help='label sample folders into an outcomes table')
     l.add_argument('dirs', nargs='+', help='sample folders written by `llmroute sample`')
-    l.add_argument('--out', required=True, help='outcomes file (.parquet or .csv)')
+    l.add_argument('--out', required=True, help='outcomes file (.parquet, .csv or .jsonl)')
     l.add_argument('--overwrite', action='store_true', help='replace an existing --out')
     l.set_defaults(func=_cmd_label)
 
@@ -225,13 +232,16 @@ def build_parser()->argparse.ArgumentParser:
     i.add_argument('--format', required=True, choices=IMPORT_FORMATS,
                    help='routerdc: RouterDC JSON, one benchmark; mixture: RouterDC benchmarks pooled; routerbench: RouterBench wide tables; long: any long CSV/parquet; samples: sample folders')
     i.add_argument('files', nargs='+', help='input files (or sample folders for --format samples)')
-    i.add_argument('--out', required=True, help='outcomes file (.parquet or .csv)')
+    i.add_argument('--out', required=True, help='outcomes file (.parquet, .csv or .jsonl)')
     i.add_argument('--overwrite', action='store_true', help='replace an existing --out')
     i.add_argument('--drop-incomplete', action='store_true',
                    help='routerbench: leave out queries where some model has no score or no cost (default: an error naming them)')
     i.add_argument('--keep-responses', action='store_true', help="routerbench: keep each model's response in a 'response' column")
     i.add_argument('--ood', nargs='+', default=None, metavar='TASK',
                    help='mixture: tasks held out as the out-of-distribution block even where they have a train file (e.g. arc_easy)')
+    i.add_argument('--scoring', choices=['positive', 'fraction', 'probability', 'multi_attempt'], default=None,
+                   help='routerdc, mixture: how a score is read (default: from the scores themselves, an error where they do not say); '
+                        'positive (RouterDC: probability): a value above 0 is correct; fraction (multi_attempt): the share of samples correct')
     i.set_defaults(func=_cmd_import)
 
     t = sub.add_parser('study', help='run the routing study on an outcomes table')

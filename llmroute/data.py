@@ -5,7 +5,7 @@
 # %% ../nbs/01_data.ipynb #9e81c5a8
 from __future__ import annotations
 import contextlib, os, re, shutil
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 from fractions import Fraction
 from pathlib import Path
 from urllib.parse import urlparse
@@ -32,7 +32,10 @@ def canonical_number(x:float|int|str, # a number or its text: '1,000', '$18.00',
         else: d = Decimal(s)
     except (InvalidOperation, ValueError, ZeroDivisionError): raise InputError(f"expected a number, got {str(x)!r}") from None
     if not d.is_finite(): raise InputError(f"expected a finite number, got {str(x)!r}")
-    d = round(d, 6)
+    if d.adjusted() > 4300: raise InputError(f"expected a number of at most 4,300 digits, got {len(s):,} characters")
+    with localcontext() as ctx:   # enough digits for the whole number: round() in 28 digits fails on 23+ digits
+        ctx.prec = max(28, d.adjusted() + 10)
+        d = round(d, 6)
     return str(int(d)) if d == d.to_integral_value() else format(d.normalize(), 'f')
 
 def gsm8k_gold(answer:str, # GSM8K's reference solution, ending in '#### <number>'
