@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 import numpy as np, pandas as pd
 from .core import InputError, cache_dir, data_dir, repo_root, atomic_write
-from .study import (ROUTERDC_FILES, study_setup, study_baselines, study_routers, study_selection, study_outputs)
+from .study import ROUTERDC_FILES, Study, study_setup, study_steps, study_outputs
 from .evaluation import size_proxy
 
 # %% auto #0
@@ -81,9 +81,7 @@ def beyond_study(ot, # an `OutcomeTable` with train and test splits
     "(the results table, the study's state): the study's steps with `beyond_routers` and `beyond_policies`"
     if regime not in ('crossfit', 'train'): raise InputError(f"regime must be 'crossfit' or 'train', got {regime!r}", field='regime')
     S = study_setup(ot, name, cache_dir('beyond', name, regime), seed=seed, val_from='test' if regime == 'crossfit' else 'train')
-    study_baselines(S)
-    study_routers(S, features, beyond_routers(seed), policies=lambda l: beyond_policies(l, seed), n_clusters=20)
-    study_selection(S)
+    for _ in study_steps(S, features, beyond_routers(seed), policies=lambda l: beyond_policies(l, seed), n_clusters=20): pass
     return study_outputs(S, n_boot, figures=False), S
 
 # %% ../nbs/11_beyond.ipynb #e2877526
@@ -113,14 +111,14 @@ def brier_skill(P, # (n, K) predicted correctness (or gains, for `pairwise`)
     den = ((base - C)**2).mean(0)
     return np.where(den > 0, 1 - ((P - C)**2).mean(0) / np.where(den > 0, den, 1), np.nan)
 
-def skill_table(S:dict, # a study's state after `study_routers`
+def skill_table(S:Study, # a study's state after `study_routers`
                )->pd.DataFrame:
     "Per router: the mean Brier skill over models of its validation predictions, and of the predicted gain over the best single model"
     rows = []
-    for f, (vs, _) in enumerate(S['folds']):
-        C, b = S['arr'][vs]['C'], S['models'].index(S['best'][f])
-        base = S['arr']['train']['C'].mean(0)
-        for k, P in S['P_val'][f].items():
+    for f, fo in enumerate(S.folds):
+        C, b = S.arrays[fo.val]['C'], S.models.index(fo.best)
+        base = S.arrays['train']['C'].mean(0)
+        for k, P in fo.P_val.items():
             G, Gt = np.delete(P - P[:, [b]], b, 1), np.delete(C - C[:, [b]], b, 1)
             rows.append(dict(router=k, fold=f, skill=np.nanmean(brier_skill(P, C, base)),
                              pairwise=np.nanmean(brier_skill(G, Gt, np.delete(base - base[b], b)))))
