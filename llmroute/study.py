@@ -640,7 +640,7 @@ def top_columns(w:pd.DataFrame, # rows: methods, columns: models, values: shares
     "`w` with its `k - 1` largest columns (total share over the rows; ties by column order) and an 'others' column summing the rest"
     if w.shape[1] <= k: return w
     keep = w.sum().sort_values(ascending=False, kind='stable').index[:k - 1]
-    return w[[c for c in w.columns if c in keep]].assign(**{OTHERS: w.drop(columns=keep).sum(1)})
+    return w[[c for c in w.columns if c in keep]].assign(**{OTHERS: w.drop(columns=keep).sum(axis=1)})
 
 # %% ../nbs/09_study.ipynb #795fe98b
 FAMILY_ORDER = ['single', 'oracle', 'bound', 'baseline', 'router', 'policy', 'auto']
