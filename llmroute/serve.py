@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_serve.ipynb #b41515c0
 from __future__ import annotations
-import json, os, threading, time
+import asyncio, copy, hashlib, hmac, ipaddress, json, math, os, queue, re, socket, sys, tempfile, threading, time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -14,9 +14,11 @@ from starlette.requests import Request  # at module level: FastAPI resolves the 
 from .core import InputError, atomic_write, write_json
 
 # %% auto #0
-__all__ = ['FEATURES', 'make_featurizer', 'make_train_policy', 'policy_state', 'SavedRouter', 'train_router', 'read_queries',
-           'route_file', 'featurizer_accuracy', 'Backend', 'load_backends', 'openai_error', 'last_user_text',
-           'chat_request_error', 'RouteLog', 'make_app', 'serve', 'add_router_commands']
+__all__ = ['FEATURES', 'CONFIG_ENV', 'make_featurizer', 'make_train_policy', 'policy_state', 'trusted_types', 'SavedRouter',
+           'check_output_folder', 'train_router', 'read_queries', 'route_file', 'featurizer_accuracy', 'Backend',
+           'load_backends', 'openai_error', 'last_user_text', 'chat_request_error', 'scrub', 'backend_message',
+           'read_api_keys', 'KeyRing', 'RouteLog', 'Breaker', 'Metrics', 'Upstream', 'RouteBatcher', 'make_app',
+           'is_loopback', 'check_serve_settings', 'check_port_free', 'app_from_env', 'serve', 'add_router_commands']
 
 # %% ../nbs/12_serve.ipynb #3f1604a4
 FEATURES = ('tfidf', 'embedding', 'static')
@@ -65,38 +67,73 @@ def policy_state(policy, # a (fitted) `Policy`, or None
     return {'class': type(policy).__name__, 'params': params, 'fitted': fitted}
 
 # %% ../nbs/12_serve.ipynb #3e62f56c
+def trusted_types()->list:
+    "The types a router folder may hold beyond skops' own trusted set: llmroute's routers, policies and featurizers"
+    import scipy.sparse as sp
+    from llmroute import features, policies, routers
+    pol = [c for c in vars(policies).values() if isinstance(c, type) and issubclass(c, policies.Policy)]
+    rt = [routers.BestSingleRouter, routers.ClassifierRouter, routers.ClusterRouter, routers.KNNRouter, routers.SoftLabelRouter]
+    ft = [features.TfidfFeaturizer, features.EmbeddingFeaturizer, features.StaticEmbeddingFeaturizer, features.ConcatFeaturizer]
+    return sorted(f"{c.__module__}.{c.__qualname__}" for c in pol + rt + ft + [sp.csr_matrix])
+
+# %% ../nbs/12_serve.ipynb #e2bd88aa
+def _tree_hashes(path:Path)->dict:
+    "relative file name -> sha256 of every file below `path` except llmroute.json"
+    return {str(f.relative_to(path)): hashlib.sha256(f.read_bytes()).hexdigest()
+            for f in sorted(path.rglob('*')) if f.is_file() and f.name != 'llmroute.json'}
+
+def _skops_load(file:Path):
+    "The object in a skops file, refusing any type outside skops' defaults and `trusted_types`"
+    import skops.io as sio
+    try: untrusted = sio.get_untrusted_types(file=file)
+    except Exception as e: raise InputError(f"not a readable skops file ({type(e).__name__}: {e})", file=file) from None
+    bad = sorted(set(untrusted) - set(trusted_types()))
+    if bad: raise InputError(f"holds types llmroute does not trust, refused without loading: {bad}", file=file)
+    try: return sio.load(file, trusted=untrusted)
+    except Exception as e: raise InputError(f"could not be loaded ({type(e).__name__}: {e})", file=file) from None
+
+# %% ../nbs/12_serve.ipynb #dc39ebda
 class SavedRouter:
     "A fitted router with its featurizer and pool: routes raw texts; saves to and loads from one folder"
-    FORMAT = 'llmroute-saved-router/1'
+    FORMAT = 'llmroute-saved-router/2'
     def __init__(self, router, # a fitted `llmroute.routers.Router`
-                 featurizer, # its fitted featurizer (None for a router that reads texts, as `TransformerRouter`)
+                 featurizer, # its fitted featurizer (None for a router that reads texts)
                  info:dict|None=None, # what `train_router` records: preference, policy, training data, accuracies
                 ):
         self.router, self.featurizer, self.info = router, featurizer, dict(info or {})
         self.info.setdefault('models', list(router.models_))
         self.info.setdefault('preference', list(router.models_))
-        self._lock = threading.Lock()
+        self._local = threading.local()
+        from llmroute.features import TfidfFeaturizer
+        self.shared_featurizer = featurizer is None or (isinstance(featurizer, TfidfFeaturizer) and featurizer.tokenizer is None)
 
     @property
     def models(self)->list: return list(self.router.models_)
     @property
     def preference(self)->list: return list(self.info['preference'])
 
+    def _featurizer(self):
+        "The featurizer this thread uses: the shared one where it is read-only, else this thread's own copy"
+        if self.shared_featurizer: return self.featurizer
+        f = getattr(self._local, 'featurizer', None)
+        if f is None: f = self._local.featurizer = copy.deepcopy(self.featurizer)
+        return f
+
     def features(self, texts):
         "Features of raw texts (the featurizer's cache-free `encode` where it has one: serving sees new texts)"
-        if self.featurizer is None: return list(texts)
-        return getattr(self.featurizer, 'encode', self.featurizer.transform)(list(texts))
+        f = self._featurizer()
+        if f is None: return list(texts)
+        return getattr(f, 'encode', f.transform)(list(texts))
 
     def predict(self, texts, # raw query texts
                )->tuple:
-        "(choices (n,) model indices, P (n, K) probabilities)"
+        "(choices (n,) model indices, P (n, K) probabilities); safe to call from several threads at once"
         from llmroute.features import check_texts
         texts = check_texts(texts)
-        with self._lock:  # one decision at a time: encoders and their lazy loading are not all thread-safe
-            X = self.features(texts)
-            P = np.asarray(self.router.predict_proba(X), float)
-            pol = self.router.policy
-            ch = self.router.route(X) if pol is None else pol.choose(P, self.router.latency_)
+        X = self.features(texts)
+        P = np.asarray(self.router.predict_proba(X), float)
+        pol = self.router.policy
+        ch = self.router.route(X) if pol is None else pol.choose(P, self.router.latency_)
         return np.asarray(ch, int), P
 
     def route(self, texts)->list:
@@ -113,29 +150,68 @@ class SavedRouter:
     def save(self, path, # a folder (created)
              overwrite:bool=False, # replace a router saved there
             )->Path:
-        "The router's own files (`Router.save`), `featurizer/` and `llmroute.json`"
-        from llmroute.features import save_featurizer
+        "`router.skops`, `featurizer/` (`featurizer.skops` and what it keeps beside it) and `llmroute.json` with every file's sha256"
+        import shutil, skops.io as sio
         path = Path(path)
-        self.router.save(path, overwrite=overwrite)
-        if self.featurizer is not None: save_featurizer(self.featurizer, path/'featurizer')
-        write_json(path/'llmroute.json', {'format': self.FORMAT, **self.info})
+        if (path/'llmroute.json').exists() and not overwrite: raise FileExistsError(f"{path} already holds a router; pass overwrite=True (--overwrite)")
+        check_output_folder(path)
+        path.mkdir(parents=True, exist_ok=True)
+        for old in ('router.skops', 'featurizer', 'router.pkl', 'meta.json'):
+            if (path/old).is_dir(): shutil.rmtree(path/old)
+            else: (path/old).unlink(missing_ok=True)
+        (path/'llmroute.json').unlink(missing_ok=True)   # written last: a folder without it holds no router
+        atomic_write(path/'router.skops', sio.dumps(self.router))
+        if self.featurizer is not None:
+            (path/'featurizer').mkdir()
+            if hasattr(self.featurizer, '_save_extra'): self.featurizer._save_extra(path/'featurizer')
+            atomic_write(path/'featurizer'/'featurizer.skops', sio.dumps(self.featurizer))
+        write_json(path/'llmroute.json', {'format': self.FORMAT, **self.info, 'files': _tree_hashes(path)})
         return path
 
     @classmethod
-    def load(cls, path, # a folder written by `save` (trusted: this unpickles)
+    def load(cls, path, # a folder written by `save`
             ):
-        "Read a saved router with its featurizer"
-        from llmroute.routers import load_router
-        from llmroute.features import load_featurizer
+        "Read a saved router with its featurizer, running no code from the folder; `InputError` naming a bad file"
         path = Path(path)
-        if not (path/'llmroute.json').exists():
-            raise InputError("not a router saved by `llmroute train` (no llmroute.json)", file=path)
-        info = json.loads((path/'llmroute.json').read_text())
-        if info.get('format') != cls.FORMAT: raise InputError(f"unknown format {info.get('format')!r}; expected {cls.FORMAT!r}", file=path/'llmroute.json', field='format')
-        feat = load_featurizer(path/'featurizer') if (path/'featurizer').exists() else None
-        return cls(load_router(path), feat, info)
+        if (path/'router.pkl').exists() and not (path/'router.skops').exists():
+            raise InputError("a router saved by an older llmroute as pickle files, which can run code when loaded; "
+                             "retrain it with `llmroute train` (router folders now load without running code)", file=path)
+        meta = path/'llmroute.json'
+        if not meta.exists(): raise InputError("not a router saved by `llmroute train` (no llmroute.json)", file=path)
+        try: info = json.loads(meta.read_text(encoding='utf-8'))
+        except (ValueError, UnicodeDecodeError) as e: raise InputError(f"not valid JSON ({e})", file=meta) from None
+        if not isinstance(info, dict) or info.get('format') != cls.FORMAT:
+            fmt = info.get('format') if isinstance(info, dict) else None
+            raise InputError(f"unknown format {fmt!r}; expected {cls.FORMAT!r}", file=meta, field='format')
+        files = info.pop('files', None)
+        if not isinstance(files, dict) or 'router.skops' not in files: raise InputError("lists no files", file=meta, field='files')
+        for name, want in files.items():
+            f = path/name
+            if not f.is_file(): raise InputError("missing (llmroute.json lists it)", file=f)
+            if hashlib.sha256(f.read_bytes()).hexdigest() != want:
+                raise InputError("truncated or changed since the router was saved (its sha256 differs from llmroute.json's)", file=f)
+        router = _skops_load(path/'router.skops')
+        feat = None
+        if 'featurizer/featurizer.skops' in files:
+            feat = _skops_load(path/'featurizer'/'featurizer.skops')
+            if hasattr(feat, '_load_extra'): feat._load_extra(path/'featurizer')
+        return cls(router, feat, info)
 
     def __repr__(self): return f"SavedRouter({type(self.router).__name__}, {self.info.get('features')}, models={self.models})"
+
+# %% ../nbs/12_serve.ipynb #288de32e
+def check_output_folder(path, # the folder an output goes into (created later if missing)
+                        what:str='output', # what goes there, for the message
+                       )->Path:
+    "`path` if a file can be created in it (or in the nearest existing folder above it); else `InputError` naming it"
+    path = Path(path).absolute()
+    base = path
+    while not base.exists() and base != base.parent: base = base.parent
+    if not base.is_dir(): raise InputError(f"cannot write the {what} there: {base} is not a folder", file=path)
+    try:
+        fd, probe = tempfile.mkstemp(dir=base, prefix='.llmroute-write-check-'); os.close(fd); os.unlink(probe)
+    except OSError as e: raise InputError(f"cannot write the {what} there: {e.strerror} ({base})", file=path) from None
+    return path
 
 # %% ../nbs/12_serve.ipynb #2961e35d
 def _accuracy(C, choices): return float(np.asarray(C)[np.arange(len(choices)), np.asarray(choices, int)].mean()) if len(choices) else float('nan')
@@ -155,8 +231,10 @@ def train_router(outcomes, # an outcomes file (.parquet, .csv, .jsonl) or an `Ou
     from llmroute.study import study_table, split_arrays, default_routers
     routers = default_routers(seed)
     if router not in routers: raise InputError(f"unknown router {router!r}; expected one of {list(routers)}", field='router')
-    if out is not None and (Path(out)/'meta.json').exists() and not overwrite:
-        raise FileExistsError(f"{out} already holds a router; pass overwrite=True (--overwrite)")
+    if out is not None:
+        if (Path(out)/'llmroute.json').exists() and not overwrite:
+            raise FileExistsError(f"{out} already holds a router; pass overwrite=True (--overwrite)")
+        check_output_folder(out, 'router')   # before the fit, not after it
     feat = make_featurizer(features)
     ot, note = study_table(outcomes, dataset, seed, val_from=val_from)
     arr, models = split_arrays(ot, threshold), ot.models
@@ -170,8 +248,9 @@ def train_router(outcomes, # an outcomes file (.parquet, .csv, .jsonl) or an `Ou
     X.update(val=feat.transform(arr['val']['texts']), test=feat.transform(arr['test']['texts']))
     r.fit(X['train'], pd.DataFrame(T('train'), columns=models), latency=lat, val=(X['val'], T('val')))
     saved = SavedRouter(r, feat)
-    rate = arr['val']['C'].mean(0)   # the study's best single model is the first of this order (ties: the first column)
-    pref = [models[k] for k in sorted(range(len(models)), key=lambda k: (-rate[k], k))]
+    from llmroute.policies import model_rank   # the study's best single model is the first of this order (ties: by the data)
+    rank = getattr(r.policy, 'rank_', None)
+    pref = [models[k] for k in (rank if rank is not None else model_rank(arr['val']['C'], r.latency_))]
     best = models.index(pref[0])
     acc = {}
     for s in ('val', 'test'):
@@ -190,28 +269,33 @@ def train_router(outcomes, # an outcomes file (.parquet, .csv, .jsonl) or an `Ou
 # %% ../nbs/12_serve.ipynb #11b20a19
 def read_queries(path, # a .jsonl or .csv file with a `question` field
                 )->pd.DataFrame:
-    "A frame with `question` (str) and, when the file has one, `id`"
+    "A frame with `question` (a non-blank str) and, when the file has one, `id` (str, None where a row has none)"
     path = Path(path)
     if not path.exists(): raise InputError("no such file", file=path)
     suf = path.suffix.lower()
     if suf in ('.jsonl', '.ndjson'):
-        rows = []
+        rows, lines = [], []
         for i, line in enumerate(path.read_text(encoding='utf-8').splitlines(), 1):
             if not line.strip(): continue
             try: rec = json.loads(line)
             except json.JSONDecodeError as e: raise InputError(f"line {i}: not JSON ({e.msg})", file=path) from None
             if not isinstance(rec, dict): raise InputError(f"line {i}: expected a JSON object", file=path)
             if not isinstance(rec.get('question'), str): raise InputError(f"line {i}: expected a string 'question'", file=path, field='question')
-            rows.append(rec)
+            rows.append(rec); lines.append(i)
         df = pd.DataFrame(rows)
+        blank = [l for l, r in zip(lines, rows) if not r['question'].strip()]
+        if blank: raise InputError("empty or blank question: nothing to route on", file=path, field='question', line=blank)
     elif suf == '.csv':
         df = pd.read_csv(path, dtype=str, keep_default_na=False)
         if 'question' not in df: raise InputError(f"no 'question' column; have {list(df.columns)}", file=path, field='question')
+        blank = np.flatnonzero(df['question'].str.strip() == '').tolist()
+        if blank: raise InputError("empty or blank question: nothing to route on", file=path, field='question', row=blank if len(blank) > 1 else blank[0])
     else: raise InputError(f"expected a .jsonl or .csv file, got {suf!r}", file=path)
     if len(df) == 0: raise InputError("no questions in the file", file=path)
     idc = next((c for c in ('id', 'query_id') if c in df), None)
     out = pd.DataFrame({'question': df['question'].astype(str)})
-    if idc: out.insert(0, 'id', df[idc].astype(str))
+    if idc: out.insert(0, 'id', pd.Series([None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v) for v in df[idc]],
+                                          dtype=object, index=out.index))
     return out
 
 # %% ../nbs/12_serve.ipynb #3f1c5ae8
@@ -222,16 +306,17 @@ def route_file(router, # a `SavedRouter` or its folder
                overwrite:bool=False, # replace `out`
               )->Path:
     "Route every question of `queries`; write the chosen model and each model's probability to `out`"
-    sr = router if isinstance(router, SavedRouter) else SavedRouter.load(router)
     out = Path(out)
     if out.suffix.lower() not in ('.jsonl', '.csv'): raise InputError(f"expected a .jsonl or .csv output, got {out.suffix!r}", file=out)
     if out.exists() and not overwrite: raise FileExistsError(f"{out} exists; refusing to overwrite it (pass overwrite=True)")
+    check_output_folder(out.parent, 'routed file')
+    sr = router if isinstance(router, SavedRouter) else SavedRouter.load(router)
     q = read_queries(queries)
     routed = []
     for i in range(0, len(q), batch_size): routed += sr.route(q.question.iloc[i:i+batch_size].tolist())
     base = q.drop(columns='question').to_dict('records')
     recs = [dict(row=i, **b, model=r['model'], probabilities=r['probabilities']) for i, (b, r) in enumerate(zip(base, routed))]
-    if out.suffix.lower() == '.jsonl': return atomic_write(out, ''.join(json.dumps(r) + '\n' for r in recs), overwrite=overwrite)
+    if out.suffix.lower() == '.jsonl': return atomic_write(out, ''.join(json.dumps(r, allow_nan=False) + '\n' for r in recs), overwrite=overwrite)
     flat = pd.DataFrame([{k: v for k, v in r.items() if k != 'probabilities'} | {f'p_{m}': p for m, p in r['probabilities'].items()} for r in recs])
     return atomic_write(out, flat.to_csv(index=False, lineterminator='\n'), overwrite=overwrite)
 
@@ -347,104 +432,478 @@ def chat_request_error(body, # the parsed JSON body of a chat completion request
         if not isinstance(m, dict) or not isinstance(m.get('role'), str): return f"messages[{i}] must be an object with a string 'role'", f'messages[{i}].role'
         if 'content' in m and not isinstance(m['content'], (str, list, type(None))): return f"messages[{i}].content must be a string or a list of parts", f'messages[{i}].content'
     if 'stream' in body and not isinstance(body['stream'], bool): return "'stream' must be a boolean", 'stream'
-    if last_user_text(msgs) is None: return "no user message to route on", 'messages'
+    text = last_user_text(msgs)
+    if text is None: return "no user message to route on", 'messages'
+    if body['model'] == 'router' and not text.strip(): return "the last user message is empty or blank: nothing to route on", 'messages'
     return None
 
 # %% ../nbs/12_serve.ipynb #47ba6a14
+_KEYLIKE = [(re.compile(r'(?i)\b(bearer|basic|token)(\s+)(?!\[redacted\])[^\s"\',;}]+'), r'\1\2[redacted]'),
+            (re.compile(r'(?i)\b(api[_-]?key|x-api-key|authorization|password|secret|access[_-]?token)(["\']?\s*[:=]\s*["\']?)'
+                        r'(?!\[redacted\])(?!bearer\b|basic\b|token\b)[^\s"\',;}]+'), r'\1\2[redacted]'),
+            (re.compile(r'\bsk-[A-Za-z0-9_\-]{6,}'), '[redacted]'),
+            (re.compile(r'\b[A-Za-z0-9_\-+/=]{32,}'), '[redacted]')]
+
+def scrub(text, # a backend's error text
+          secrets=(), # exact strings to remove (the configured API keys)
+          limit:int=200, # the most characters kept
+         )->str:
+    "`text` safe to show a client or to log: the secrets and anything key-like redacted, whitespace squeezed, cut"
+    text = str(text)
+    for s in secrets:
+        if s: text = text.replace(s, '[redacted]')
+    for pat, rep in _KEYLIKE: text = pat.sub(rep, text)
+    text = ' '.join(text.split())
+    return text if len(text) <= limit else text[:limit - 3] + '...'
+
+def backend_message(raw:bytes, # a backend's response body
+                    secrets=(), # exact strings to remove
+                   )->str:
+    "The error message of a backend's body (OpenAI's `error.message` when it is JSON, else the text), scrubbed"
+    txt = raw.decode('utf-8', 'replace')
+    try:
+        obj = json.loads(txt)
+        err = obj.get('error', obj) if isinstance(obj, dict) else obj
+        txt = err.get('message', json.dumps(err)) if isinstance(err, dict) else str(err)
+    except ValueError: pass
+    return scrub(txt, secrets)
+
+# %% ../nbs/12_serve.ipynb #95646201
+def read_api_keys(env:str|None=None, # an environment variable holding the keys (comma- or space-separated)
+                  file=None, # a file of keys, one a line (`#` starts a comment)
+                 )->list:
+    "The client keys from `env` and `file` ([] when neither is given); `InputError` naming the source otherwise"
+    keys = []
+    if env is not None:
+        v = os.environ.get(env, '')
+        if not v.strip(): raise InputError(f"the environment variable {env} is not set or empty; it must hold the client keys", field='--api-keys-env')
+        keys += v.replace(',', ' ').split()
+    if file is not None:
+        f = Path(file)
+        if not f.is_file(): raise InputError("no such keys file", file=f, field='--api-keys-file')
+        ks = [l.strip() for l in f.read_text(encoding='utf-8').splitlines() if l.strip() and not l.strip().startswith('#')]
+        if not ks: raise InputError("no keys in the file (one key a line; # starts a comment)", file=f, field='--api-keys-file')
+        keys += ks
+    short = [k for k in keys if len(k) < 16]
+    if short: raise InputError(f"{len(short)} client key(s) shorter than 16 characters; use long random keys "
+                               "(python -c 'import secrets; print(secrets.token_urlsafe(32))')", field='--api-keys-env' if env else '--api-keys-file')
+    return keys
+
+class KeyRing:
+    "Checks a request's `Authorization: Bearer <key>` against the client keys by their hashes"
+    def __init__(self, keys:list): self.digests = [hashlib.sha256(k.encode()).digest() for k in keys]
+    def __bool__(self): return bool(self.digests)
+    def client(self, authorization:str|None, # the request's Authorization header
+              )->str|None:
+        "The client's id (8 hex digits of its key's hash) when the header holds a valid key, else None"
+        if not authorization or not authorization[:7].lower() == 'bearer ': return None
+        d = hashlib.sha256(authorization[7:].strip().encode()).digest()
+        ok = False
+        for k in self.digests: ok |= hmac.compare_digest(k, d)
+        return d.hex()[:8] if ok else None
+
+# %% ../nbs/12_serve.ipynb #83f446e1
 class RouteLog:
-    "Append-only JSONL log of routing decisions, safe to write from several threads"
+    "Append-only JSONL log: opened (so checked) when made, written by a background thread, `flush`ed on shutdown"
     def __init__(self, path, # the .jsonl file (appended to)
                  text:bool=False, # also log the routed message text
                 ):
-        self.path, self.text, self._lock = Path(path), text, threading.Lock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path, self.text, self.errors = Path(path), text, 0
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        except OSError as e: raise InputError(f"cannot write the routing log: {e.strerror}", file=self.path) from None
+        self._q = queue.SimpleQueue()
+        threading.Thread(target=self._run, name='llmroute-route-log', daemon=True).start()
 
     def write(self, rec:dict, # one request's record
               text:str|None=None, # the routed text (kept only when `self.text`)
              ):
-        "Append one record (with `time`, UTC ISO-8601)"
+        "Queue one record (with `time`, UTC ISO-8601); returns at once"
         rec = {'time': datetime.now(timezone.utc).isoformat(timespec='milliseconds').replace('+00:00', 'Z'), **rec}
         if self.text and text is not None: rec['text'] = text
-        line = json.dumps(rec, default=str) + '\n'
-        with self._lock, open(self.path, 'a', encoding='utf-8') as f: f.write(line)
+        self._q.put(json.dumps(rec, default=str) + '\n')
 
-# %% ../nbs/12_serve.ipynb #95646201
-async def _relay(resp, name:str):
-    "Server-sent events of a backend, with each chunk's `model` set to the pool name; closes the response"
-    done = False
-    try:
-        async for line in resp.aiter_lines():
-            if line.startswith('data:'):
-                data = line[5:].strip()
-                if data == '[DONE]': done = True
-                else:
-                    try:
-                        obj = json.loads(data)
-                        if isinstance(obj, dict) and 'model' in obj: obj['model'] = name; line = 'data: ' + json.dumps(obj)
-                    except json.JSONDecodeError: pass
-            yield line + '\n'
-        if not done: yield '\ndata: [DONE]\n\n'   # OpenAI ends a stream with [DONE]; some servers do not
-    finally: await resp.aclose()
+    def _run(self):
+        while True:
+            items = [self._q.get()]
+            while True:
+                try: items.append(self._q.get_nowait())
+                except queue.Empty: break
+            data = ''.join(i for i in items if isinstance(i, str)).encode('utf-8')
+            try:
+                while data: data = data[os.write(self._fd, data):]
+            except OSError as e:
+                self.errors += 1
+                if self.errors == 1: print(f"llmroute serve: cannot write the routing log {self.path}: {e.strerror}", file=sys.stderr, flush=True)
+            for i in items:
+                if isinstance(i, threading.Event): i.set()
 
-async def _forward(client, backends:dict, order:list, body:dict, stream:bool)->tuple:
-    "(response, the model that answered or None, {failed model: reason}) trying `order` in turn"
-    import httpx
-    from fastapi.responses import JSONResponse, StreamingResponse
-    failures = {}
-    for name in order:
-        b = backends[name]
+    def flush(self, timeout:float=30.0)->bool:
+        "Wait until every record queued so far is written"
+        ev = threading.Event(); self._q.put(ev); return ev.wait(timeout)
+
+# %% ../nbs/12_serve.ipynb #d3bc85d9
+class Breaker:
+    "A circuit breaker for one backend: closed (used), open (skipped for a cool-down), half-open (one probe)"
+    def __init__(self, failures:int=3, # consecutive failures that open it
+                 cooldown:float=30.0, # seconds it stays open before a probe
+                 clock=time.monotonic, # the time source (a fake one in tests)
+                ):
+        self.threshold, self.cooldown, self.clock = failures, cooldown, clock
+        self.fails, self.until, self.probing, self.throttled = 0, None, False, False
+
+    @property
+    def state(self)->str:
+        "'closed', 'open' or 'half-open'"
+        if self.until is None: return 'closed'
+        return 'open' if self.clock() < self.until else 'half-open'
+
+    def allow(self)->bool:
+        "May a request try this backend now? In half-open, only the one probe"
+        st = self.state
+        if st == 'closed': return True
+        if st == 'open' or self.probing: return False
+        self.probing = True
+        return True
+
+    def retry_after(self)->float:
+        "Seconds until a probe is allowed (0 when closed or half-open)"
+        return 0.0 if self.until is None else max(0.0, self.until - self.clock())
+
+    def success(self):
+        "The backend answered: close"
+        self.fails, self.until, self.probing, self.throttled = 0, None, False, False
+
+    def failure(self, severe:bool=False, # a timeout: open at once
+               ):
+        "The backend failed: open after `failures` in a row, at once when severe or when it was probing"
+        self.fails += 1
+        if severe or self.fails >= self.threshold or self.until is not None: self.hold(self.cooldown)
+
+    def hold(self, seconds:float, # how long to skip the backend
+             throttled:bool=False, # the backend asked to slow down (a 429), it did not fail
+            ):
+        "Skip the backend for `seconds` (a failure, or a 429's Retry-After)"
+        self.until, self.probing, self.throttled = self.clock() + seconds, False, throttled
+
+    def release(self):
+        "A try that said nothing about the backend (our pool was full, the client left): free the probe"
+        self.probing = False
+
+# %% ../nbs/12_serve.ipynb #86b9bad3
+class Metrics:
+    "The server's Prometheus metrics, in a registry of their own"
+    def __init__(self, models:list, # the pool models
+                ):
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+        self.registry = r = CollectorRegistry()
+        self.requests = Counter('llmroute_requests', 'Chat requests by the pool model that answered ("none" if none did), HTTP status and outcome',
+                                ['model', 'status', 'outcome'], registry=r)
+        self.routed = Counter('llmroute_routed', 'Requests for the model "router" by the model the router chose', ['model'], registry=r)
+        self.fallbacks = Counter('llmroute_fallbacks', 'Requests answered by another model than the first one tried', ['chosen', 'served'], registry=r)
+        self.failures = Counter('llmroute_backend_failures', 'Failed tries at a backend by kind', ['model', 'kind'], registry=r)
+        self.routing = Histogram('llmroute_routing_seconds', 'Time to route one request (features and decision, with its wait for a routing thread)',
+                                 buckets=(.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 2.5), registry=r)
+        self.latency = Histogram('llmroute_request_seconds', 'End-to-end time of a chat request (to the last byte of a stream)',
+                                 buckets=(.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300), registry=r)
+        self.breaker = Gauge('llmroute_breaker_state', "Each backend's circuit breaker: 0 closed, 1 half-open, 2 open (skipped)",
+                             ['model'], registry=r, multiprocess_mode='max')
+        for m in models: self.breaker.labels(m).set(0)
+
+    def set_breaker(self, model:str, state:str): self.breaker.labels(model).set({'closed': 0, 'half-open': 1, 'open': 2}[state])
+
+    def expose(self)->tuple:
+        "(body, content type) of the metrics page: this registry's, or every worker's in multiprocess mode"
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+        if os.environ.get('PROMETHEUS_MULTIPROC_DIR'):
+            from prometheus_client import multiprocess
+            reg = CollectorRegistry(); multiprocess.MultiProcessCollector(reg)
+            return generate_latest(reg), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+# %% ../nbs/12_serve.ipynb #f4c04670
+async def _first_event(lines)->tuple:
+    "(the first SSE data event as a dict, None) or (None, what is wrong with the stream)"
+    async for line in lines:
+        if not line.startswith('data:'): continue   # blank separators, comments, `event:` lines
+        data = line[5:].strip()
+        if data == '[DONE]': break
+        try: obj = json.loads(data)
+        except ValueError: return None, "a 200 stream whose first event is not JSON"
+        if isinstance(obj, dict) and 'error' in obj: return None, f"the stream began with an error: {backend_message(data.encode())}"
+        if not isinstance(obj, dict) or not isinstance(obj.get('choices'), list):
+            return None, "a 200 stream whose first event is not a chat completion chunk"
+        return obj, None
+    return None, "a 200 stream that ended before its first event"
+
+def _retry_after(value, cap:float)->float:
+    "Seconds of a Retry-After header (a number of seconds), within [1, cap]"
+    try: v = float(value)
+    except (TypeError, ValueError): v = cap
+    return min(max(v, 1.0), cap) if math.isfinite(v) else cap
+
+# %% ../nbs/12_serve.ipynb #b4ded887
+class _Pool:
+    "A backend's connections as shards of at most `per_shard` in small httpx clients; requests go to the least busy shard"
+    def __init__(self, max_connections:int, timeout, ssl_context, per_shard:int=16):
+        import httpx
+        n = max(1, math.ceil(max_connections / per_shard)); size = min(per_shard, max_connections)
+        lim = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+        self.clients = [httpx.AsyncClient(timeout=timeout, limits=lim, verify=ssl_context) for _ in range(n)]
+        self.busy = [0] * n
+    def acquire(self)->int:
+        k = min(range(len(self.busy)), key=self.busy.__getitem__); self.busy[k] += 1; return k
+    def release(self, k:int): self.busy[k] -= 1
+    async def close(self):
+        for c in self.clients: await c.aclose()
+
+# %% ../nbs/12_serve.ipynb #e6817d48
+class Upstream:
+    "The pool's backends, each with its own HTTP client, timeouts and `Breaker`; forwards along a fallback order"
+    def __init__(self, backends:dict, # pool model name -> `Backend`
+                 connect_timeout:float=5.0, # seconds to connect to a backend
+                 read_timeout:float=120.0, # seconds a backend may stay silent (before its first byte, and between bytes)
+                 deadline:float=300.0, # seconds for all the tries of one request, up to the first byte sent to the client
+                 max_connections:int=256, # connections to each backend (more requests wait for one, then skip it)
+                 breaker_failures:int=3, # consecutive failures that open a backend's breaker
+                 breaker_cooldown:float=30.0, # seconds an open backend is skipped before a probe
+                 metrics:Metrics|None=None, # where to count failures and breaker states
+                ):
+        import httpx
+        self.backends, self.metrics, self.deadline = backends, metrics, deadline
+        self.connect_timeout, self.read_timeout = min(connect_timeout, read_timeout), read_timeout
+        self.breakers = {n: Breaker(breaker_failures, breaker_cooldown) for n in backends}
+        self.timeout = httpx.Timeout(read_timeout, connect=self.connect_timeout, pool=self.connect_timeout)
+        self.max_connections, self.pools = max_connections, {}
+
+    async def start(self):
+        import ssl, certifi
+        ctx = ssl.create_default_context(cafile=certifi.where())   # one TLS context for every client
+        self.pools = {n: _Pool(self.max_connections, self.timeout, ctx) for n in self.backends}
+
+    async def close(self):
+        for p in self.pools.values(): await p.close()
+
+    def secrets(self)->list:
+        return [os.environ.get(b.api_key_env, '') for b in self.backends.values() if b.api_key_env]
+
+    def _state(self, name):
+        if self.metrics is not None: self.metrics.set_breaker(name, self.breakers[name].state)
+
+    def _failed(self, name, kind, severe=False):
+        self.breakers[name].failure(severe)
+        if self.metrics is not None: self.metrics.failures.labels(name, kind).inc()
+        self._state(name)
+
+    async def _try(self, name, body, stream, on_end):
+        "One try at one backend: ('ok', response) | ('fail', kind, reason) | ('skip', kind, reason) | ('client', response)"
+        b, pool, br = self.backends[name], self.pools[name], self.breakers[name]
+        k = pool.acquire(); c = pool.clients[k]
+        done = []
+        def release():
+            if not done: done.append(1); pool.release(k)
+        try: res = await self._send(name, b, c, br, body, stream, on_end, release)
+        except BaseException: release(); raise
+        if res[0] != 'ok' or not stream: release()   # a committed stream releases its shard when it ends
+        return res
+
+    async def _send(self, name, b, c, br, body, stream, on_end, release):
+        import httpx
+        from fastapi.responses import JSONResponse, StreamingResponse
+        try: resp = await c.send(c.build_request('POST', b.chat_url, json={**body, 'model': b.model}, headers=b.headers()), stream=True)
+        except httpx.PoolTimeout:
+            br.release(); return 'skip', 'pool_full', "skipped: all our connections to it are busy (overload here, not a backend failure)"
+        except httpx.ConnectTimeout: self._failed(name, 'timeout', True); return 'fail', 'timeout', f"timeout: no connection within {self.connect_timeout:g} s"
+        except httpx.TimeoutException: self._failed(name, 'timeout', True); return 'fail', 'timeout', f"timeout: no answer within {self.read_timeout:g} s"
+        except httpx.HTTPError as e: self._failed(name, 'connect'); return 'fail', 'connect', f"connection failed ({type(e).__name__})"
+        committed = False
         try:
-            resp = await client.send(client.build_request('POST', b.chat_url, json={**body, 'model': b.model}, headers=b.headers()), stream=True)
-        except httpx.TimeoutException as e: failures[name] = f"timeout ({type(e).__name__})"; continue
-        except httpx.HTTPError as e: failures[name] = f"{type(e).__name__}: {e}".rstrip(': '); continue
-        if resp.status_code >= 500:
-            try: txt = (await resp.aread()).decode('utf-8', 'replace')[:300]
-            except httpx.HTTPError: txt = ''
-            finally: await resp.aclose()
-            failures[name] = f"HTTP {resp.status_code}: {txt}".rstrip(': '); continue
-        headers = {'x-llmroute-model': name}
-        if failures: headers['x-llmroute-fallback'] = ','.join(failures)
-        if stream and resp.status_code < 400:
-            return StreamingResponse(_relay(resp, name), media_type='text/event-stream', headers=headers), name, failures
-        try: raw = await resp.aread()
-        except httpx.HTTPError as e: failures[name] = f"{type(e).__name__} while reading the response"; continue
-        finally: await resp.aclose()
+            st = resp.status_code
+            if stream and 200 <= st < 300:
+                lines = resp.aiter_lines()
+                first, problem = await _first_event(lines)
+                if problem: self._failed(name, 'bad_body'); return 'fail', 'bad_body', problem
+                br.success(); self._state(name); committed = True
+                return 'ok', StreamingResponse(self._relay(name, resp, lines, first, on_end, release), media_type='text/event-stream')
+            raw = await resp.aread()
+        except httpx.TimeoutException: self._failed(name, 'timeout', True); return 'fail', 'timeout', f"timeout: no answer within {self.read_timeout:g} s"
+        except httpx.HTTPError as e: self._failed(name, 'connect'); return 'fail', 'connect', f"connection lost while reading ({type(e).__name__})"
+        finally:
+            if not committed: await resp.aclose(); release()
+        if st == 429:
+            br.hold(_retry_after(resp.headers.get('retry-after'), br.cooldown), throttled=True); self._state(name)
+            if self.metrics is not None: self.metrics.failures.labels(name, 'rate_limited').inc()
+            return 'fail', 'rate_limited', f"rate limited (HTTP 429): {backend_message(raw, self.secrets())}".rstrip(': ')
+        if st >= 500: self._failed(name, 'http_5xx'); return 'fail', 'http_5xx', f"HTTP {st}: {backend_message(raw, self.secrets())}".rstrip(': ')
+        if 400 <= st < 500:
+            br.success(); self._state(name)
+            try: err = json.loads(raw).get('error')
+            except (ValueError, AttributeError): err = None
+            err = err if isinstance(err, dict) else {}
+            kw = {k: err[k] for k in ('type', 'param', 'code') if isinstance(err.get(k), str)}
+            return 'client', openai_error(st, f"{name}: {backend_message(raw, self.secrets())}", **{'type': 'invalid_request_error', **kw})
         try: data = json.loads(raw)
-        except ValueError: failures[name] = f"HTTP {resp.status_code}: the body is not JSON"; continue
-        if resp.status_code < 400 and isinstance(data, dict): data['model'] = name
-        return JSONResponse(data, status_code=resp.status_code, headers=headers), name, failures
-    msg = "every backend failed: " + "; ".join(f"{m}: {r}" for m, r in failures.items())
-    return openai_error(502, msg, type='backend_error', code='backends_failed', backends=failures), None, failures
+        except ValueError: data = None
+        if not (200 <= st < 300) or not isinstance(data, dict) or not isinstance(data.get('choices'), list):
+            self._failed(name, 'bad_body'); return 'fail', 'bad_body', f"HTTP {st} whose body is not a chat completion"
+        br.success(); self._state(name)
+        data['model'] = name
+        return 'ok', JSONResponse(data, status_code=st)
 
-# %% ../nbs/12_serve.ipynb #0bebda9b
+    async def _relay(self, name, resp, lines, first, on_end, release):
+        "The committed stream: events as they come, each chunk's `model` set to the pool name; an error event if it breaks"
+        import anyio, httpx
+        outcome, error = 'client_closed', None
+        try:
+            if 'model' in first: first['model'] = name
+            yield 'data: ' + json.dumps(first) + '\n\n'
+            done = False
+            async for line in lines:
+                if line.startswith('data:'):
+                    data = line[5:].strip()
+                    if data == '[DONE]': done = True
+                    else:
+                        try:
+                            obj = json.loads(data)
+                            if isinstance(obj, dict) and 'model' in obj: obj['model'] = name; line = 'data: ' + json.dumps(obj)
+                        except ValueError: pass
+                yield line + '\n'
+            if not done: yield '\ndata: [DONE]\n\n'   # OpenAI ends a stream with [DONE]; some servers do not
+            outcome = 'ok'
+        except httpx.HTTPError as e:
+            timeout = isinstance(e, httpx.TimeoutException)
+            self._failed(name, 'timeout' if timeout else 'stream_broken', severe=timeout)
+            outcome = 'failed'
+            error = f"the stream from {name} broke after it began: " + (f"no data for {self.read_timeout:g} s" if timeout else f"connection lost ({type(e).__name__})")
+            yield 'data: ' + json.dumps({'error': {'message': error, 'type': 'backend_error', 'param': None, 'code': 'stream_interrupted'}}) + '\n\n'
+            yield 'data: [DONE]\n\n'
+        finally:
+            try: on_end(outcome, error)
+            finally:
+                with anyio.CancelScope(shield=True): await resp.aclose()
+                release()
+
+    async def forward(self, order:list, # pool models to try, in turn
+                      body:dict, # the client's request (its `model` is replaced by each backend's)
+                      stream:bool, # relay server-sent events
+                      on_end=None, # called with (outcome, error) when a committed stream ends
+                     )->tuple:
+        "(response, the model that answered or None, {model: why it failed or was skipped})"
+        loop = asyncio.get_running_loop(); end = loop.time() + self.deadline
+        failures, kinds = {}, {}
+        for name in order:
+            left = end - loop.time()
+            if left <= 0: failures[name], kinds[name] = f"not tried: the deadline of {self.deadline:g} s passed", 'deadline'; continue
+            br = self.breakers[name]
+            if not br.allow():
+                if br.throttled: failures[name], kinds[name] = f"skipped: rate limited (HTTP 429) for {br.retry_after():.0f} s more", 'rate_limited'
+                else: failures[name], kinds[name] = f"skipped: circuit open after failures (next probe in {br.retry_after():.0f} s)", 'open'
+                continue
+            try:
+                async with asyncio.timeout(left): res = await self._try(name, body, stream, on_end or (lambda *a: None))
+            except TimeoutError:
+                self._failed(name, 'timeout', True)
+                res = ('fail', 'deadline', f"timeout: no answer within the deadline of {self.deadline:g} s")
+            if res[0] in ('ok', 'client'):
+                r = res[1]; r.headers['x-llmroute-model'] = name
+                if failures: r.headers['x-llmroute-fallback'] = ','.join(failures)
+                return r, name, failures
+            kinds[name], failures[name] = res[1], res[2]
+        ks = set(kinds.values())
+        msg = "no backend could answer: " + "; ".join(f"{m}: {r}" for m, r in failures.items())
+        if 'deadline' in ks: status, code = 504, 'deadline_exceeded'
+        elif ks and ks <= {'rate_limited', 'open', 'pool_full'} and 'rate_limited' in ks: status, code = 429, 'rate_limited'
+        elif ks and ks <= {'open', 'pool_full'}: status, code = 503, 'backends_unavailable'
+        else: status, code = 502, 'backends_failed'
+        wait = min([self.breakers[m].retry_after() for m in failures] or [0])
+        hdr = {'retry-after': str(max(1, math.ceil(wait)))} if status in (429, 503) else None
+        return openai_error(status, msg, type='backend_error', code=code, headers=hdr, backends=failures), None, failures
+
+# %% ../nbs/12_serve.ipynb #5dd7abb9
+async def _read_body(request, limit:int)->bytes|None:
+    "The request body, or None when it is longer than `limit` bytes (read no further)"
+    cl = request.headers.get('content-length')
+    if cl is not None and cl.isdigit() and int(cl) > limit: return None
+    buf = bytearray()
+    async for chunk in request.stream():
+        buf += chunk
+        if len(buf) > limit: return None
+    return bytes(buf)
+
+class RouteBatcher:
+    "Routes the questions of concurrent requests together: each routing thread takes every question waiting and routes them in one call"
+    def __init__(self, router:SavedRouter, # the router (its `route` is safe to call from several threads)
+                 threads:int=1, # routing threads (each loads or copies its encoder before the first request)
+                 max_batch:int=64, # the most questions routed in one call
+                ):
+        self.router, self.max_batch, self._q = router, max_batch, queue.SimpleQueue()
+        ready = [threading.Event() for _ in range(threads)]
+        for ev in ready: threading.Thread(target=self._run, args=(ev,), name='llmroute-route', daemon=True).start()
+        for ev in ready: ev.wait(120)
+
+    async def route(self, text:str)->dict:
+        "The router's decision for one question (`SavedRouter.route`), without blocking the event loop"
+        loop = asyncio.get_running_loop(); fut = loop.create_future()
+        self._q.put((text, loop, fut))
+        return await fut
+
+    @staticmethod
+    def _settle(fut, res, exc):
+        if fut.done(): return
+        if exc is None: fut.set_result(res)
+        else: fut.set_exception(exc)
+
+    def _run(self, ready):
+        self.router.route(['warm up']); ready.set()   # load (or copy) this thread's encoder now, not on the first request
+        while True:
+            items = [self._q.get()]
+            while len(items) < self.max_batch:
+                try: items.append(self._q.get_nowait())
+                except queue.Empty: break
+            try: res, exc = self.router.route([t for t, _, _ in items]), None
+            except Exception as e: res, exc = [None]*len(items), e
+            for (_, loop, fut), r in zip(items, res): loop.call_soon_threadsafe(self._settle, fut, r, exc)
+
+# %% ../nbs/12_serve.ipynb #df4b9967
 def make_app(router, # a `SavedRouter` or its folder
              backends, # a backends.yaml file or a dict name -> `Backend` (see `load_backends`)
-             log=None, # a JSONL routing log file (None: no log)
+             log=None, # a JSONL routing log file (None: no log); opened now, so an unwritable one fails here
              log_text:bool=False, # also log the routed message text
-             timeout:float=120.0, # seconds a backend may take (connect: at most 5)
+             timeout:float=120.0, # seconds a backend may stay silent (read timeout)
+             connect_timeout:float=5.0, # seconds to connect to a backend
+             deadline:float=300.0, # seconds for all the tries of one request, to its first byte
+             api_keys:list|None=None, # client keys (None or []: no client authentication)
+             max_body_mb:float=4.0, # the largest request body, in MB
+             breaker_failures:int=3, # consecutive failures that open a backend's breaker
+             breaker_cooldown:float=30.0, # seconds an open backend is skipped before a probe
+             max_connections:int=256, # connections to each backend
+             routing_threads:int|None=None, # threads that route (default: the CPUs, at most 2)
             ):
-    "The FastAPI app: POST /v1/chat/completions (routed, with fallback), GET /v1/models, GET /health"
-    import httpx
+    "The FastAPI app: POST /v1/chat/completions (routed, with fallback), GET /v1/models, GET /health, GET /metrics"
     from fastapi import FastAPI
     from fastapi.exceptions import RequestValidationError
-    from starlette.concurrency import run_in_threadpool
+    from fastapi.responses import Response
     from starlette.exceptions import HTTPException
     sr = router if isinstance(router, SavedRouter) else SavedRouter.load(router)
     bk = backends if isinstance(backends, dict) else load_backends(backends, sr.models)
     missing = [m for m in sr.models if m not in bk]
     if missing: raise InputError(f"no backend for the pool models {missing}", field='models')
     rlog = RouteLog(log, log_text) if log is not None else None
-    sr.route(['warm up'])   # load the encoder now, not on the first request
+    keys, limit = KeyRing(api_keys or []), int(max_body_mb * 1e6)
+    metrics = Metrics(sr.models)
+    up = Upstream(bk, connect_timeout, timeout, deadline, max_connections, breaker_failures, breaker_cooldown, metrics)
+    batcher = RouteBatcher(sr, routing_threads or max(1, min(2, os.cpu_count() or 1)))
 
     @asynccontextmanager
     async def lifespan(app):
-        app.state.client = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-                                             limits=httpx.Limits(max_connections=512, max_keepalive_connections=64))
+        await up.start()
         yield
-        await app.state.client.aclose()
+        await up.close()
+        if rlog is not None: rlog.flush()   # every line of the requests served is on disk before the process ends
 
     app = FastAPI(title='llmroute', lifespan=lifespan)
-    app.state.router, app.state.backends = sr, bk
+    app.state.router, app.state.backends, app.state.upstream, app.state.metrics, app.state.log = sr, bk, up, metrics, rlog
 
     @app.exception_handler(HTTPException)
     async def _http_error(request, exc):
@@ -453,69 +912,200 @@ def make_app(router, # a `SavedRouter` or its folder
     @app.exception_handler(RequestValidationError)
     async def _invalid(request, exc): return openai_error(400, str(exc))
 
+    def unauthorized(): return openai_error(401, "a valid API key is required: send it as 'Authorization: Bearer <key>'", code='invalid_api_key')
+
     @app.get('/health')
-    async def health(): return {'status': 'ok', 'models': sr.models}
+    async def health(): return {'status': 'ok', 'models': sr.models, 'backends': {m: up.breakers[m].state for m in sr.models}}
+
+    @app.get('/metrics')
+    async def metrics_page():
+        for m in sr.models: metrics.set_breaker(m, up.breakers[m].state)
+        body, ctype = metrics.expose()
+        return Response(body, media_type=ctype)
 
     @app.get('/v1/models')
-    async def list_models():
+    async def list_models(request: Request):
+        if keys and keys.client(request.headers.get('authorization')) is None: return unauthorized()
         ids = ['router'] + sr.models
         return {'object': 'list', 'data': [{'id': m, 'object': 'model', 'created': 0, 'owned_by': 'llmroute'} for m in ids]}
 
     @app.post('/v1/chat/completions')
     async def chat(request: Request):
-        try: body = json.loads(await request.body())
-        except ValueError: return openai_error(400, "could not parse the request body as JSON")
-        err = chat_request_error(body)
-        if err: return openai_error(400, err[0], param=err[1])
-        asked, stream, rec = body['model'], bool(body.get('stream', False)), {}
-        text = last_user_text(body['messages'])
-        if asked == 'router':
-            t0 = time.perf_counter()
-            r = (await run_in_threadpool(sr.route, [text]))[0]
-            rec = dict(chosen=r['model'], probabilities=r['probabilities'], routing_ms=round(1000*(time.perf_counter() - t0), 3))
-            order = sr.fallback_order(r['model'])
-        elif asked in bk: order = [asked]
-        else: return openai_error(404, f"The model `{asked}` does not exist; this server has {['router'] + sr.models}", param='model', code='model_not_found')
-        resp, served, failures = await _forward(request.app.state.client, bk, order, body, stream)
-        if rlog is not None:
-            rlog.write(dict(requested=asked, **rec, served_by=served, fallback=list(failures), failures=failures,
-                            status=resp.status_code, stream=stream), text=text)
-        return resp
+        t0, rec, text = time.perf_counter(), {'pid': os.getpid(), 'requested': None, 'stream': False}, None
+        def finish(status, outcome, served=None, error=None):
+            "The request's one log line and its metrics"
+            dt = time.perf_counter() - t0
+            rec.update(served_by=served, status=status, outcome=outcome, total_ms=round(1e3*dt, 3))
+            if error: rec['error'] = error
+            if rlog is not None: rlog.write(rec, text=text)
+            metrics.requests.labels(served or 'none', str(status), outcome).inc(); metrics.latency.observe(dt)
+        def reject(resp, why):
+            finish(resp.status_code, 'rejected', error=why); return resp
+        try:
+            if keys:
+                rec['client'] = keys.client(request.headers.get('authorization'))
+                if rec['client'] is None: return reject(unauthorized(), 'no valid API key')
+            raw = await _read_body(request, limit)
+            if raw is None: return reject(openai_error(413, f"the request body is larger than {max_body_mb:g} MB", code='request_too_large'), 'body too large')
+            try: body = json.loads(raw)
+            except ValueError: return reject(openai_error(400, "could not parse the request body as JSON"), 'body not JSON')
+            err = chat_request_error(body)
+            if err: return reject(openai_error(400, err[0], param=err[1]), err[0])
+            asked, stream = body['model'], bool(body.get('stream', False))
+            rec.update(requested=asked, stream=stream)
+            text = last_user_text(body['messages'])
+            if asked == 'router':
+                t1 = time.perf_counter()
+                r = await batcher.route(text)
+                dt = time.perf_counter() - t1
+                rec.update(chosen=r['model'], probabilities=r['probabilities'], routing_ms=round(1e3*dt, 3))
+                metrics.routing.observe(dt); metrics.routed.labels(r['model']).inc()
+                order = sr.fallback_order(r['model'])
+            elif asked in bk: order = [asked]
+            else: return reject(openai_error(404, f"The model `{asked}` does not exist; this server has {['router'] + sr.models}",
+                                              param='model', code='model_not_found'), 'unknown model')
+            def on_end(outcome, error): finish(200, outcome, rec.pop('_served', None), error)
+            resp, served, failures = await up.forward(order, body, stream, on_end)
+            rec.update(fallback=list(failures), failures=failures)
+            if served is not None and failures: metrics.fallbacks.labels(order[0], served).inc()
+            if stream and served is not None and resp.status_code < 300:   # logged when the stream ends
+                rec['_served'] = served
+                return resp
+            finish(resp.status_code, 'ok' if served is not None else 'failed', served)
+            return resp
+        except Exception as e:   # a bug: the client gets a 500, the log its line, stderr one line
+            print(f"llmroute serve: internal error: {type(e).__name__}: {scrub(e)}", file=sys.stderr, flush=True)
+            return reject(openai_error(500, "internal error in the router", type='server_error'), f"internal error: {type(e).__name__}")
 
     return app
 
-# %% ../nbs/12_serve.ipynb #d3bc85d9
-def serve(router, # a `SavedRouter` or its folder
+# %% ../nbs/12_serve.ipynb #855159b4
+CONFIG_ENV = 'LLMROUTE_SERVE_CONFIG'
+
+def is_loopback(host:str)->bool:
+    "Is `host` a loopback address (or 'localhost')?"
+    if host == 'localhost': return True
+    try: return ipaddress.ip_address(host).is_loopback
+    except ValueError: return False
+
+def check_serve_settings(port:int, # the port to listen on
+                         workers:int=1, # worker processes
+                         **seconds, # timeouts and other positive numbers, by flag name
+                        ):
+    "`InputError` naming the flag of a bad port, worker count or non-positive number"
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise InputError(f"expected a port number from 1 to 65535, got {port!r}", field='--port')
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1: raise InputError(f"expected at least 1 worker, got {workers!r}", field='--workers')
+    for k, v in seconds.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            raise InputError(f"expected a positive number, got {v!r}", field='--' + k.replace('_', '-'))
+
+def check_port_free(host:str, port:int):
+    "`InputError` when nothing can listen on host:port (in use, or an address this machine does not have)"
+    try: infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as e: raise InputError(f"cannot resolve the host {host!r}: {e.strerror}", field='--host') from None
+    fam, _, _, _, addr = infos[0]
+    with socket.socket(fam, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try: s.bind(addr)
+        except OSError as e: raise InputError(f"cannot listen on {host}:{port}: {e.strerror}", field='--port') from None
+
+# %% ../nbs/12_serve.ipynb #d58d8611
+_APP_SETTINGS = ('log', 'log_text', 'timeout', 'connect_timeout', 'deadline', 'max_body_mb', 'breaker_failures', 'breaker_cooldown',
+                 'max_connections', 'routing_threads')
+
+def app_from_env():
+    "The app of one worker process, from the settings `serve` put in `LLMROUTE_SERVE_CONFIG` (uvicorn's app factory)"
+    cfg = json.loads(os.environ[CONFIG_ENV])
+    keys = read_api_keys(cfg.get('api_keys_env'), cfg.get('api_keys_file'))
+    return make_app(cfg['router'], cfg['backends'], api_keys=keys, **{k: cfg[k] for k in _APP_SETTINGS if k in cfg})
+
+# %% ../nbs/12_serve.ipynb #1c56dd25
+def serve(router, # a router folder (or a `SavedRouter` with one worker)
           backends, # a backends.yaml file
           host:str='127.0.0.1', # the interface to listen on (loopback by default)
           port:int=8000, # the port
-          log=None, # a JSONL routing log file
+          workers:int=1, # worker processes sharing the port
+          log=None, # a JSONL routing log file (checked now: the server does not start if it cannot be written)
           log_text:bool=False, # also log the routed message text
-          timeout:float=120.0, # seconds a backend may take
+          timeout:float=120.0, # seconds a backend may stay silent (read timeout)
+          connect_timeout:float=5.0, # seconds to connect to a backend
+          deadline:float=300.0, # seconds for all the tries of one request, to its first byte
+          api_keys_env:str|None=None, # an environment variable holding the client keys
+          api_keys_file=None, # a file of client keys, one a line
+          max_body_mb:float=4.0, # the largest request body, in MB (413 above)
+          breaker_failures:int=3, # consecutive failures that open a backend's breaker
+          breaker_cooldown:float=30.0, # seconds an open backend is skipped before a probe
+          max_connections:int=256, # connections to each backend, per worker
+          drain:float=30.0, # seconds the requests in flight may take to finish on shutdown
           log_level:str='warning', # uvicorn's log level
          ):
     "Serve the router as an OpenAI-compatible endpoint at http://host:port/v1 (blocks until stopped)"
     import uvicorn
-    app = make_app(router, backends, log=log, log_text=log_text, timeout=timeout)
-    sr = app.state.router
-    print(f"llmroute serve: {len(sr.models)} models {sr.models} on http://{host}:{port}/v1 (model 'router' routes)", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    check_serve_settings(port, workers, timeout=timeout, connect_timeout=connect_timeout, deadline=deadline, max_body_mb=max_body_mb,
+                         breaker_failures=breaker_failures, breaker_cooldown=breaker_cooldown, max_connections=max_connections, drain=drain)
+    if workers > 1 and isinstance(router, SavedRouter): raise InputError("several workers load the router from its folder: pass the folder", field='--workers')
+    sr = router if isinstance(router, SavedRouter) else SavedRouter.load(router)
+    bk = load_backends(backends, sr.models)
+    keys = read_api_keys(api_keys_env, api_keys_file)
+    if log is not None: RouteLog(log)   # opened here: an unwritable log stops us before any request is paid for
+    check_port_free(host, port)
+    if not keys and not is_loopback(host):
+        print(f"llmroute serve: warning: listening on {host} without client keys: anyone who reaches port {port} can spend "
+              "your backends' budget (pass --api-keys-env or --api-keys-file)", file=sys.stderr, flush=True)
+    settings = dict(log=None if log is None else str(log), log_text=log_text, timeout=timeout, connect_timeout=connect_timeout,
+                    deadline=deadline, max_body_mb=max_body_mb, breaker_failures=breaker_failures, breaker_cooldown=breaker_cooldown,
+                    max_connections=max_connections)
+    print(f"llmroute serve: {len(sr.models)} models {sr.models} on http://{host}:{port}/v1 (model 'router' routes; "
+          f"{workers} worker{'s' if workers > 1 else ''}{', client keys required' if keys else ''})", flush=True)
+    run = dict(host=host, port=port, log_level=log_level, timeout_graceful_shutdown=drain)
+    if workers == 1: return uvicorn.run(make_app(sr, bk, api_keys=keys, **settings), **run)
+    import shutil
+    os.environ[CONFIG_ENV] = json.dumps(dict(router=str(Path(router).absolute()), backends=str(Path(backends).absolute()),
+                                             api_keys_env=api_keys_env, api_keys_file=None if api_keys_file is None else str(api_keys_file),
+                                             routing_threads=max(1, (os.cpu_count() or 1) // workers), **settings))
+    mp = None
+    if not os.environ.get('PROMETHEUS_MULTIPROC_DIR'):
+        mp = os.environ['PROMETHEUS_MULTIPROC_DIR'] = tempfile.mkdtemp(prefix='llmroute-metrics-')
+    try: uvicorn.run('llmroute.serve:app_from_env', factory=True, workers=workers, **run)
+    finally:
+        if mp is not None: shutil.rmtree(mp, ignore_errors=True)
 
-# %% ../nbs/12_serve.ipynb #86b9bad3
+# %% ../nbs/12_serve.ipynb #29de8a4f
 def _cmd_train(a):
     sr = train_router(a.outcomes, a.out, router=a.router, features=a.features, policy=a.policy, dataset=a.dataset,
                       threshold=a.threshold, seed=a.seed, val_from=a.val_from, overwrite=a.overwrite)
     acc = sr.info['accuracy']
-    return (f"saved {a.out}: {a.router} on {a.features}, policy {a.policy or 'its own'}; test accuracy "
+    return (f"{sr.info['trained_on']['split_note']}\n"
+            f"saved {a.out}: {a.router} on {a.features}, policy {a.policy or 'its own'}; test accuracy "
             f"{100*acc['test']['router']:.1f}% (best single {100*acc['test']['best_single']:.1f}%, oracle {100*acc['test']['oracle']:.1f}%)")
 
 def _cmd_route(a):
     return route_file(a.router, a.queries, a.out, overwrite=a.overwrite)
 
 def _cmd_serve(a):
-    return serve(a.router, a.backends, host=a.host, port=a.port, log=a.log, log_text=a.log_text, timeout=a.timeout)
+    return serve(a.router, a.backends, host=a.host, port=a.port, workers=a.workers, log=a.log, log_text=a.log_text,
+                 timeout=a.timeout, connect_timeout=a.connect_timeout, deadline=a.deadline, api_keys_env=a.api_keys_env,
+                 api_keys_file=a.api_keys_file, max_body_mb=a.max_body_mb, breaker_failures=a.breaker_failures,
+                 breaker_cooldown=a.breaker_cooldown, max_connections=a.max_connections, drain=a.drain)
 
-# %% ../nbs/12_serve.ipynb #f4c04670
+# %% ../nbs/12_serve.ipynb #a001c060
+def _number(kind, low=None):
+    "An argparse type: `kind` (int or float), finite, above `low` (or a port)"
+    import argparse
+    def parse(s):
+        try: v = kind(s)
+        except ValueError: v = None
+        if v is None or not math.isfinite(v) or (low is not None and v <= low):
+            raise argparse.ArgumentTypeError(f"expected a {'whole' if kind is int else ''} number{'' if low is None else f' above {low}'}, got {s!r}".replace('  ', ' '))
+        return v
+    return parse
+
+def _port(s):
+    import argparse
+    if not s.isdigit() or not 1 <= int(s) <= 65535: raise argparse.ArgumentTypeError(f"expected a port number from 1 to 65535, got {s!r}")
+    return int(s)
+
 def add_router_commands(sub, # the `llmroute` parser's subparsers
                        ):
     "Add `train`, `route` and `serve` to the `llmroute` command line"
@@ -543,8 +1133,18 @@ def add_router_commands(sub, # the `llmroute` parser's subparsers
     sv.add_argument('--router', required=True, help='a folder written by `llmroute train`')
     sv.add_argument('--backends', required=True, help='backends.yaml: each pool model -> base_url (and model, api_key_env)')
     sv.add_argument('--host', default='127.0.0.1', help='interface to listen on (default: loopback only)')
-    sv.add_argument('--port', type=int, default=8000)
-    sv.add_argument('--log', default=None, help='a JSONL routing log (time, model, probabilities, fallback, latency)')
+    sv.add_argument('--port', type=_port, default=8000)
+    sv.add_argument('--workers', type=_number(int, 0), default=1, help='worker processes sharing the port (default 1)')
+    sv.add_argument('--log', default=None, help='a JSONL routing log, one line per request (checked at start)')
     sv.add_argument('--log-text', action='store_true', help='also log the routed message text')
-    sv.add_argument('--timeout', type=float, default=120.0, help='seconds a backend may take before the next is tried')
+    sv.add_argument('--api-keys-env', default=None, metavar='VAR', help='require client keys: an environment variable holding them (comma-separated)')
+    sv.add_argument('--api-keys-file', default=None, metavar='FILE', help='require client keys: a file of keys, one a line')
+    sv.add_argument('--timeout', type=_number(float, 0), default=120.0, help='seconds a backend may stay silent before the next is tried (default 120)')
+    sv.add_argument('--connect-timeout', type=_number(float, 0), default=5.0, help='seconds to connect to a backend (default 5)')
+    sv.add_argument('--deadline', type=_number(float, 0), default=300.0, help='seconds for all the tries of one request, to its first byte (default 300)')
+    sv.add_argument('--max-body-mb', type=_number(float, 0), default=4.0, help='the largest request body in MB; larger ones get a 413 (default 4)')
+    sv.add_argument('--breaker-failures', type=_number(int, 0), default=3, help='consecutive failures that open a backend\'s circuit breaker (default 3)')
+    sv.add_argument('--breaker-cooldown', type=_number(float, 0), default=30.0, help='seconds an open backend is skipped before a probe (default 30)')
+    sv.add_argument('--max-connections', type=_number(int, 0), default=256, help='connections to each backend, per worker (default 256)')
+    sv.add_argument('--drain', type=_number(float, 0), default=30.0, help='seconds in-flight requests may take to finish on shutdown (default 30)')
     sv.set_defaults(func=_cmd_serve)

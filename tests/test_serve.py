@@ -141,7 +141,7 @@ def test_train_saves_the_router_with_featurizer_policy_and_preference(tmp, outco
     assert info['models'] == ['smollm2', 'tiny-llama'] and sorted(info['preference']) == info['models']
     fitted = info['policy_state']['fitted']
     assert info['policy_state']['class'] == 'Safe' and 0 <= fitted['margin_'] <= 1 and fitted['best_model'] == info['preference'][0]
-    assert {'router.pkl', 'meta.json', 'featurizer'} <= {p.name for p in out.iterdir()}
+    assert {p.name for p in out.iterdir()} == {'router.skops', 'featurizer', 'llmroute.json'}   # no pickle: loads without running code
     again = cli('train', '--outcomes', outcomes, '--out', out)            # a router already there is kept
     assert again.returncode == 2 and 'already holds a router' in again.stderr
 
@@ -162,6 +162,52 @@ def test_route_command_writes_choices_and_probabilities(tmp, router_dir):
     bad = tmp/'bad.jsonl'; bad.write_text('{"question": "ok"}\n{"text": "no question"}\n')
     r = cli('route', '--router', router_dir, '--queries', bad, '--out', tmp/'never.csv')
     assert r.returncode == 2 and "line 2" in r.stderr and "'question'" in r.stderr
+
+def test_route_jsonl_without_some_ids_is_valid_json(tmp, router_dir):
+    "A row without an id gets null, never NaN (which is not JSON)"
+    q = tmp/'some-ids.jsonl'
+    q.write_text(json.dumps({'id': 'x1', 'question': arithmetic(900)}) + '\n' + json.dumps({'question': spelling(901)}) + '\n')
+    r = cli('route', '--router', router_dir, '--queries', q, '--out', tmp/'some-ids-routed.jsonl')
+    assert r.returncode == 0, r.stderr[-3000:]
+    text = (tmp/'some-ids-routed.jsonl').read_text()
+    assert 'NaN' not in text
+    recs = [json.loads(l, parse_constant=lambda c: pytest.fail(f"not JSON: {c}")) for l in text.splitlines()]
+    assert [(r['id'], r['model']) for r in recs] == [('x1', 'smollm2'), (None, 'tiny-llama')]
+
+def test_route_refuses_blank_questions_naming_the_lines(tmp, router_dir):
+    q = tmp/'blank.jsonl'
+    q.write_text(''.join(json.dumps({'question': t}) + '\n' for t in (arithmetic(1), '', '   ')))
+    r = cli('route', '--router', router_dir, '--queries', q, '--out', tmp/'blank-routed.csv')
+    assert r.returncode == 2 and 'empty or blank question' in r.stderr and '(lines 2, 3 of the file)' in r.stderr
+    assert not (tmp/'blank-routed.csv').exists()
+
+def test_a_damaged_router_folder_is_one_error_naming_the_file(tmp, router_dir):
+    import shutil
+    q = tmp/'one.csv'; pd.DataFrame({'question': [arithmetic(5)]}).to_csv(q, index=False)
+    for name, damage, says in [
+            ('trunc', lambda d: (d/'router.skops').write_bytes((d/'router.skops').read_bytes()[:500]), "router.skops: truncated or changed"),
+            ('gone', lambda d: (d/'featurizer'/'featurizer.skops').unlink(), "featurizer.skops: missing"),
+            ('json', lambda d: (d/'llmroute.json').write_text('{"format": 1.5, "models"'), "llmroute.json: not valid JSON")]:
+        d = tmp/f'router-{name}'; shutil.copytree(router_dir, d); damage(d)
+        r = cli('route', '--router', d, '--queries', q, '--out', tmp/f'never-{name}.csv')
+        assert r.returncode == 2 and says in r.stderr and 'Traceback' not in r.stderr, r.stderr[-2000:]
+
+def test_train_on_test_rows_only_says_how_it_split(tmp, outcomes):
+    "A table with only test rows is re-split: train says so, as study does"
+    df = pd.read_csv(outcomes); df['split'] = 'test'
+    f = tmp/'test-only.csv'; df.to_csv(f, index=False)
+    r = cli('train', '--outcomes', f, '--out', tmp/'router-test-only')
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert 'split: only test in the table, no train; every query re-split' in r.stdout
+
+def test_outputs_in_a_read_only_place_fail_before_the_work(tmp, outcomes, router_dir):
+    "/sys takes no new files, even from root: the error comes at once, in one line, before the fit"
+    r = cli('train', '--outcomes', outcomes, '--out', '/sys/llmroute-router')
+    assert r.returncode == 2 and r.stderr.startswith('llmroute train: error: /sys/llmroute-router: cannot write the router there')
+    assert 'Traceback' not in r.stderr and 'test accuracy' not in r.stdout
+    q = tmp/'one-q.csv'; pd.DataFrame({'question': [arithmetic(3)]}).to_csv(q, index=False)
+    r = cli('route', '--router', router_dir, '--queries', q, '--out', '/sys/routed.csv')
+    assert r.returncode == 2 and r.stderr.strip() == 'llmroute route: error: /sys: cannot write the routed file there: Permission denied (/sys)'
 
 # ---------------------------------------------------------------- serve: the openai client against real servers
 
@@ -264,12 +310,13 @@ def test_all_backends_failing_is_a_502_naming_each(tmp, router_dir, models):
         urls = {'smollm2': f"http://127.0.0.1:{silent.getsockname()[1]}", 'tiny-llama': f"http://127.0.0.1:{free_port()}"}
         yml = backends_yaml(tmp/'backends-dead.yaml', urls, models)
         with ThreadServer(make_app(router_dir, yml, timeout=1.0)) as srv:
-            with pytest.raises(openai.APIStatusError) as e: ask(client(srv.url), arithmetic(700))
-            assert e.value.status_code == 502
             r = httpx.post(f"{srv.url}/v1/chat/completions", json={'model': 'router', 'messages': [{'role': 'user', 'content': spelling(701)}]})
             err = r.json()['error']
             assert r.status_code == 502 and err['code'] == 'backends_failed' and list(err['backends']) == ['tiny-llama', 'smollm2']
-            assert 'ConnectError' in err['backends']['tiny-llama'] and err['backends']['smollm2'].startswith('timeout')
+            assert 'ConnectError' in err['backends']['tiny-llama'] and err['backends']['smollm2'] == 'timeout: no answer within 1 s'
+            with pytest.raises(openai.APIStatusError) as e: ask(client(srv.url), arithmetic(700))
+            assert e.value.status_code == 502   # the silent backend is not waited for again: its breaker is open
+            assert e.value.body['backends']['smollm2'].startswith('skipped: circuit open')
             assert all(n in err['message'] for n in ('smollm2', 'tiny-llama'))
 
 def test_serve_bad_backends_end_in_one_line(tmp, router_dir):
