@@ -32,8 +32,9 @@ def wait_healthy(url, proc=None, log=None, timeout=180):
         try:
             if httpx.get(f"{url}/health", timeout=2).status_code == 200: return
         except httpx.HTTPError: pass
-        time.sleep(0.5)
-    tail = Path(log).read_text()[-3000:] if log and Path(log).exists() else ''
+        time.sleep(0.1)
+    tail = Path(log).read_text()[-3000:] if log and Path(log).exists() else \
+           (proc.stdout.read() if proc is not None and proc.poll() is not None and proc.stdout else '')
     pytest.fail(f"server at {url} did not become healthy (exit {proc.poll() if proc else None}):\n{tail}")
 
 def start(cmd, log):
