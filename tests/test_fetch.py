@@ -7,7 +7,7 @@ from llmroute import data as D
 from llmroute.cli import main, study_needs
 from llmroute.core import InputError, data_dir, sha256_file
 from llmroute.outcomes import import_routerbench, import_routerdc
-from llmroute.study import DEFAULT_STUDIES, default_study_table
+from llmroute.reproduce import DEFAULT_STUDIES, default_study_table
 
 EXE = str(Path(sys.executable).parent/'llmroute')
 

@@ -152,7 +152,7 @@ def test_a_duplicated_model_moves_neither_oracle_nor_best(tmp_path_factory, seed
 
 def routerbench_mbpp4():
     "RouterBench MBPP cut to four models (gpt-4, gpt-3.5, claude-v2, mixtral), or a skip that says what is missing"
-    from llmroute.study import default_study_table
+    from llmroute.reproduce import default_study_table
     from llmroute.core import data_dir
     if data_dir() is None or not (data_dir()/'routerbench'/'mbpp_test.csv').exists():
         pytest.skip("RouterBench MBPP not in LLMROUTE_DATA_DIR (the constructed pools above still ran)")
@@ -169,7 +169,7 @@ def test_routerbench_rename_and_cheapest_oracle(tmp_path):
     same(a['cq'], renamed(b['cq'], {'zz-claude-v2': 'claude-v2'}))
     # the oracle pays, per test query, the cheapest correct model's price (the cheapest of all where none is right)
     ot = OutcomeTable(df)
-    from llmroute.study import study_table
+    from llmroute.recipe import study_table
     st_, _ = study_table(ot)
     C = st_.correct(split='test').to_numpy(bool); c = st_.wide('cost', split='test').to_numpy(float)
     want = np.where(C.any(1), np.where(C, c, np.inf).min(1), c.min(1)).mean()

@@ -3,7 +3,8 @@ import json, os
 from pathlib import Path
 import numpy as np, pandas as pd, pytest
 from llmroute.core import InputError
-from llmroute.study import run_study, study_notebook, RESULTS_COLUMNS
+from llmroute.study import run_study, RESULTS_COLUMNS
+from llmroute.reproduce import study_notebook
 
 MODELS = ['acme/math-7b', 'acme/chat-7b', 'acme/tiny-1b']
 
