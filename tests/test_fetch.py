@@ -6,7 +6,7 @@ import pytest
 from llmroute import data as D
 from llmroute.cli import main, study_needs
 from llmroute.core import InputError, data_dir, sha256_file
-from llmroute.outcomes import import_routerbench, import_routerdc
+from llmroute.importers import import_routerbench, import_routerdc
 from llmroute.reproduce import DEFAULT_STUDIES, default_study_table
 
 EXE = str(Path(sys.executable).parent/'llmroute')

@@ -4,7 +4,8 @@ from pathlib import Path
 import pandas as pd, pytest
 from llmroute.core import InputError, query_id
 from llmroute.data import outcome_file, outcome_files
-from llmroute.outcomes import import_outcomes, read_outcomes
+from llmroute.outcomes import read_outcomes
+from llmroute.importers import import_outcomes
 
 
 def rdc(name):
