@@ -11,17 +11,33 @@ from .core import InputError, seeded_split
 from .evaluation import method, routed_correct
 
 # %% auto #0
-__all__ = ['FEATURES', 'FINETUNE', 'POLICY_LABELS', 'study_table', 'split_cost', 'split_arrays', 'known_latency', 'tiebreak',
-           'make_featurizer', 'default_featurizers', 'featurize', 'default_routers', 'finetune_name',
+__all__ = ['FEATURES', 'FINETUNE', 'POLICY_LABELS', 'split_note', 'study_table', 'split_cost', 'split_arrays', 'known_latency',
+           'tiebreak', 'make_featurizer', 'default_featurizers', 'featurize', 'default_routers', 'finetune_name',
            'default_text_routers', 'default_policies', 'policy_by_name', 'fit_router', 'route_methods']
 
 # %% ../nbs/08c_recipe.ipynb #25818fb8
+def split_note(before:list, # the splits the table had
+               seed:int, val_frac:float, test_frac:float, # the seeded split's settings
+              )->str:
+    "Where a split made by `OutcomeTable.with_split` came from, in words"
+    shares = f"seed={seed}, val {val_frac:.0%}, test {test_frac:.0%}"
+    if not before: return f"split: none in the table; made a seeded split ({shares})"
+    if 'train' not in before:
+        return (f"split: only {'/'.join(before)} in the table, no train; every query re-split, seeded "
+                f"({shares}; the given split is kept in source_split)")
+    made = [s for s in ('val', 'test') if s not in before]
+    frac = {'val': val_frac, 'test': test_frac}
+    of_train = f"{frac[made[0]]:.0%}" if len(made) == 1 else ', '.join(f"{m} {frac[m]:.0%}" for m in made)
+    return (f"split: {'/'.join(before)} as given; {' and '.join(made)} carved out of train "
+            f"(seed={seed}, {of_train} of train)")
+
+# %% ../nbs/08c_recipe.ipynb #d11c486e
 def study_table(outcomes, # a path to an outcomes file (.parquet, .csv, .jsonl) or an `OutcomeTable`
                 dataset:str|None=None, # keep only this dataset (needed when the table has several)
                 seed:int=0, # seed of the split made where the table has none
                 val_frac:float=0.1, # share of (train) queries for validation when a split is made
                 test_frac:float=0.2, # share of queries for test when a split is made
-                val_from:str='train', # 'train': validation carved out of train (the paper); 'test': a seeded half of test
+                val_from:str='train', # 'train': val carved out of train (the paper); 'test': a seeded half of test
                )->tuple:
     "(OutcomeTable with a train/val/test split, a note saying where the split came from)"
     from llmroute.outcomes import OutcomeTable, read_outcomes
@@ -30,34 +46,35 @@ def study_table(outcomes, # a path to an outcomes file (.parquet, .csv, .jsonl) 
     else: raise InputError(f"outcomes must be a file path or an OutcomeTable, got {type(outcomes).__name__}")
     if dataset is not None:
         if not ot.datasets:
-            raise InputError(f"--dataset {dataset!r} picks one dataset of a table with a `dataset` column, and this table has "
-                             "none (name the study with --name)", file=ot.file, field='dataset')
+            raise InputError(f"--dataset {dataset!r} picks one dataset of a table with a `dataset` column, and this "
+                             "table has none (name the study with --name)", file=ot.file, field='dataset')
         if dataset not in ot.datasets:
-            raise InputError(f"dataset {dataset!r} is not in the table; it has {ot.datasets}", file=ot.file, field='dataset')
-        if ot.datasets: ot = OutcomeTable(ot.df[ot.df.dataset == dataset], file=ot.file, info=ot.info)
+            raise InputError(f"dataset {dataset!r} is not in the table; it has {ot.datasets}", file=ot.file,
+                             field='dataset')
+        ot = OutcomeTable(ot.df[ot.df.dataset == dataset], file=ot.file, info=ot.info)
     elif len(ot.datasets) > 1 and 'task' not in ot.df:   # a multi-domain workload: each dataset is a task
         ot = OutcomeTable(ot.df.assign(task=ot.df.dataset), file=ot.file, info=ot.info)
-    if len(ot.models) < 2: raise InputError(f"routing needs at least 2 models, the table has {ot.models}", file=ot.file, field='model')
-    if val_from not in ('train', 'test'): raise InputError(f"val_from must be 'train' or 'test', got {val_from!r}", field='val_from')
+    if len(ot.models) < 2:
+        raise InputError(f"routing needs at least 2 models, the table has {ot.models}", file=ot.file, field='model')
+    if val_from not in ('train', 'test'):
+        raise InputError(f"val_from must be 'train' or 'test', got {val_from!r}", field='val_from')
     before = ot.splits
-    if before == ['train', 'val', 'test']: ot, note = ot, "split: as given in the table (train/val/test)"
+    if before == ['train', 'val', 'test']: note = "split: as given in the table (train/val/test)"
     else:
         ot = ot.with_split(seed=seed, val_frac=val_frac, test_frac=test_frac)
-        if not before: note = f"split: none in the table; made a seeded split (seed={seed}, val {val_frac:.0%}, test {test_frac:.0%})"
-        elif 'train' not in before: note = (f"split: only {'/'.join(before)} in the table, no train; every query re-split, seeded "
-                                            f"(seed={seed}, val {val_frac:.0%}, test {test_frac:.0%}; the given split is kept in source_split)")
-        else:
-            made = [s for s in ('val', 'test') if s not in before]
-            shares = {'val': val_frac, 'test': test_frac}
-            note = f"split: {'/'.join(before)} as given; {' and '.join(made)} carved out of train (seed={seed}, " + \
-                   (f"{shares[made[0]]:.0%}" if len(made) == 1 else ', '.join(f"{m} {shares[m]:.0%}" for m in made)) + " of train)"
+        note = split_note(before, seed, val_frac, test_frac)
     missing = [s for s in ('train', 'val', 'test') if s not in ot.splits]
-    if missing: raise InputError(f"too few queries to split: no {missing} queries ({len(ot)} queries in all)", file=ot.file, field='split')
-    if val_from == 'test': ot, note = _val_from_test(ot, seed), note.split(';')[0] + "; val redrawn from test: " + \
-        f"a seeded half of the test queries (seed={seed}); the old val went back to train"
+    if missing:
+        raise InputError(f"too few queries to split: no {missing} queries ({len(ot)} queries in all)", file=ot.file,
+                         field='split')
+    if val_from == 'test':
+        ot = _val_from_test(ot, seed)
+        note = note.split(';')[0] + f"; val redrawn from test: a seeded half of the test queries (seed={seed}); " + \
+               "the old val went back to train"
     if dataset is None and len(ot.datasets) > 1:
-        note += f"; {len(ot.datasets)} datasets in one table, one workload: " + \
-                ("each dataset is a task (task-oracle, per_task.csv)" if (ot.df.task == ot.df.dataset).all() else "tasks as given")
+        tasks = "each dataset is a task (task-oracle, per_task.csv)" if (ot.df.task == ot.df.dataset).all() else \
+                "tasks as given"
+        note += f"; {len(ot.datasets)} datasets in one table, one workload: {tasks}"
     return ot, note
 
 def _val_from_test(ot, seed:int):
@@ -82,7 +99,7 @@ def split_cost(ot, # an `OutcomeTable` with a split
 def split_arrays(ot, # an `OutcomeTable` with a split
                  threshold:float=0.5, # a model solves a query when score >= threshold (where maj_correct is absent)
                 )->dict:
-    "split -> dict(ids, texts, C (n, K) 0/1, Y (n, K) scores, cost (n, K) or None, task (n,) or None), in the table's order"
+    "split -> dict(ids, texts, C (n, K) 0/1, Y (n, K) scores, cost (n, K) or None, task (n,) or None), table order"
     out = {}
     model_cost = ot.model_cost()
     per_model = np.array([model_cost[m] for m in ot.models], float) if model_cost else None
@@ -106,7 +123,7 @@ def known_latency(latency, # (K,) seconds per model, NaN where unknown, or None
 def tiebreak(split:dict, # one split's arrays of `split_arrays` (validation's)
              latency, # (K,) seconds per model, NaN where unknown
             ):
-    "(K,) what breaks ties between equally accurate models on a split: its mean cost per model, else the latency, else None"
+    "(K,) what breaks ties between equally accurate models on a split: its mean cost per model, else latency, else None"
     if split.get('cost') is not None: return split['cost'].mean(0)
     return known_latency(latency)
 
@@ -118,7 +135,8 @@ def make_featurizer(name:str, # 'tfidf', 'embedding' or 'static'
     "An unfitted featurizer by name"
     from llmroute.features import TfidfFeaturizer, EmbeddingFeaturizer, StaticEmbeddingFeaturizer
     make = {'tfidf': TfidfFeaturizer, 'embedding': EmbeddingFeaturizer, 'static': StaticEmbeddingFeaturizer}
-    if name not in make: raise InputError(f"unknown features {name!r}; expected one of {list(FEATURES)}", field='features')
+    if name not in make:
+        raise InputError(f"unknown features {name!r}; expected one of {list(FEATURES)}", field='features')
     return make[name]()
 
 # %% ../nbs/08c_recipe.ipynb #c1916eba
@@ -150,12 +168,12 @@ def default_routers(seed:int=0)->dict:
             'softlabel': (lambda: SoftLabelRouter('ridge'), True)}
 
 def finetune_name(encoder:str)->str:
-    "The row name of a fine-tuned encoder: 'minilm' -> 'finetuned-minilm', 'FacebookAI/roberta-base' -> 'finetuned-roberta-base'"
+    "Row name of a fine-tuned encoder: 'minilm' -> 'finetuned-minilm', 'org/roberta-base' -> 'finetuned-roberta-base'"
     return 'finetuned-' + ('minilm' if encoder == 'minilm' else Path(str(encoder).rstrip('/')).name.lower())
 
-def default_text_routers(encoder:str|None='minilm', # 'minilm' (the local all-MiniLM-L6-v2), a hub id or a folder; None: none
+def default_text_routers(encoder:str|None='minilm', # 'minilm' (the local all-MiniLM-L6-v2), a hub id, a folder or None
                          seed:int=0, # training seed
-                         **config, # TransformerRouter settings over `FINETUNE` (max_length, epochs, batch_size, lr, ...)
+                         **config, # TransformerRouter settings over `FINETUNE` (max_length, epochs, lr, ...)
                         )->dict:
     "name -> factory of an unfitted router on the question texts: the fine-tuned encoder, cached by content"
     if encoder is None: return {}
@@ -169,13 +187,15 @@ def default_text_routers(encoder:str|None='minilm', # 'minilm' (the local all-Mi
 POLICY_LABELS = {'P1': "P1 ConfArgMax (the paper's)", 'P2': "P2 Select-Random (the paper's)",
                  'P3': "P3 Prediction as the paper's code applies it (bugs fixed: argmax confidence)",
                  'P4': "P4 Sorted Prediction as the paper's code applies it (bugs fixed: argmax confidence)",
-                 'P3-closest': "P3 variant: the model closest to the predicted confidence (inferred, not in the paper's code)",
-                 'P4-closest': "P4 variant: closest confidence in rarest-first order (inferred, not in the paper's code)",
+                 'P3-closest': "P3 variant: the model closest to the predicted confidence "
+                               "(inferred, not in the paper's code)",
+                 'P4-closest': "P4 variant: closest confidence in rarest-first order "
+                               "(inferred, not in the paper's code)",
                  'safe': "safe: the best single LLM of val unless the predicted gain clears a margin tuned on val"}
 
 def default_policies(latency=None, # (K,) seconds per model, or None
                      seed:int=0)->dict:
-    "name -> factory of an unfitted policy: the paper's P1-P4 as coded, the closest-confidence variants, the safe policy"
+    "name -> factory of an unfitted policy: the paper's P1-P4 as coded, closest-confidence variants, the safe policy"
     from llmroute.policies import ConfArgMax, SelectRandom, Prediction, SortedPrediction, Safe
     return {'P1': lambda: ConfArgMax(), 'P2': lambda: SelectRandom(seed=seed), 'P3': lambda: Prediction(),
             'P4': lambda: SortedPrediction(), 'P3-closest': lambda: Prediction(rule='closest'),
@@ -190,7 +210,8 @@ def policy_by_name(name:str, # a study policy ('P1'..'P4', 'safe') or a name in 
     study = default_policies(None, seed)
     if name in study: return study[name]()
     if name not in POLICIES:
-        raise InputError(f"unknown policy {name!r}; expected one of {sorted(set(study) | set(POLICIES))}", field='policy')
+        raise InputError(f"unknown policy {name!r}; expected one of {sorted(set(study) | set(POLICIES))}",
+                         field='policy')
     return make_policy(name)
 
 # %% ../nbs/08c_recipe.ipynb #97a8b853
@@ -218,15 +239,17 @@ def route_methods(name:str, # the router's row name, e.g. 'knn-tfidf'
                   arrays:dict, # `split_arrays` output
                   latency, cost, # (K,) per-model seconds and cost (NaN where unknown)
                   soft:bool=False, # train on the scores Y instead of the 0/1 correctness C
+                  fitted:bool=False, # the router is already fitted on train and tuned on this val (`Router.revalidate`)
                  )->dict:
     "Fit `router` on train (tuned on val); per policy, test method vectors and val accuracy; plus P on val and test"
     val, test = arrays['val'], arrays['test']
     lat, ties = known_latency(latency), tiebreak(val, latency)
     if test.get('cost') is not None: cost = test['cost']          # each test query's own price where the table has one
-    fit_router(router, X, arrays, lat, soft)
+    if not fitted: fit_router(router, X, arrays, lat, soft)
     P_val, P_test = (np.asarray(router.predict_proba(X[s]), float) for s in ('val', 'test'))
     def own(s, P):   # the router's own choice from the P just computed (`Router.route` would predict again)
-        return router.route(X[s]) if router.policy is None else np.asarray(router.policy.choose(P, router.latency_), int)
+        if router.policy is None: return router.route(X[s])
+        return np.asarray(router.policy.choose(P, router.latency_), int)
     rows = {name: dict(family='router', val=routed_correct(val['C'], own('val', P_val)).mean(),
                        test=method(test['C'], own('test', P_test), latency, cost))}
     for policy_name, policy in policies.items():

@@ -16,6 +16,7 @@ from sklearn.neighbors import NearestNeighbors
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.exceptions import ConvergenceWarning
 from .core import InputError, atomic_write, write_json, cache_dir
+from .evaluation import routed_correct
 from .features import check_texts
 # the policies (06a_policies), imported by name and so re-exported: `from llmroute.routers import Safe` works
 from .policies import (POLICIES, SAFE_MARGINS, ConfArgMax, Policy, Prediction, Safe, SelectRandom, SortedPrediction,
@@ -73,9 +74,7 @@ def as_latency(latency, # None, a (K,) sequence, or a dict model name -> seconds
     if not np.isfinite(lat).all() or (lat < 0).any(): raise InputError(f"latencies must be finite and >= 0, got {lat.tolist()}", field='latency')
     return lat
 
-def _acc(choice, C):
-    "Mean correctness of the chosen model per query"
-    return float(np.asarray(C)[np.arange(len(choice)), np.asarray(choice)].mean())
+
 
 # %% ../nbs/07_routers.ipynb #28bdf4ae
 def _versions():
@@ -113,6 +112,25 @@ class Router:
         return self
 
     def _fit(self, X, Y, C, val): raise NotImplementedError
+
+    fit_uses_val = True   # the fit itself looks at validation (a sweep, early stopping); False: only the policy does
+    def _revalidate(self, X, Y, C): raise NotImplementedError
+    @property
+    def can_revalidate(self)->bool:
+        "Whether `revalidate` can stand in for a new fit (same train, another validation split)"
+        return not self.fit_uses_val or type(self)._revalidate is not Router._revalidate
+
+    def revalidate(self, X, # another validation split's features
+                   Y, # its (n, K) scores
+                  ):
+        "This fit on train with every choice made on validation made again on another split: `fit(..., val=(X, Y))`'s result"
+        if not self.can_revalidate:
+            raise InputError(f"{type(self).__name__} looks at validation while it fits: fit it again instead", field='val')
+        Y, _ = check_Y(Y); X = self._check_X(X, len(Y)); C = correct_labels(Y, self.threshold)
+        self.rank_ = model_rank(C, self.latency_)
+        if self.fit_uses_val: self._revalidate(X, Y, C)
+        self._tune_policy(X, Y)
+        return self
 
     def predict_proba(self, X)->np.ndarray:
         "(n, K): predicted probability that each model answers each query correctly"
@@ -184,6 +202,7 @@ def load_router(path)->Router:
 class BestSingleRouter(Router):
     "Every query to the model with the highest correct-rate on the training (or validation) split"
     def _fit(self, X, Y, C, val): self.rate_ = (val[2] if val is not None else C).mean(0)
+    def _revalidate(self, X, Y, C): self.rate_ = C.mean(0)
     def predict_proba(self, X): return np.tile(self.rate_, (self._check_X(X).shape[0], 1))
 
 # %% ../nbs/07_routers.ipynb #126d04ae
@@ -224,6 +243,7 @@ class ClassifierRouter(Router):
         self.mode,self.backend,self.C,self.hidden,self.alpha = mode,backend,C,tuple(hidden),alpha
         self.max_iter,self.class_weight,self.seed = max_iter,class_weight,seed
 
+    fit_uses_val = False
     def _make(self):
         if self.backend == 'logreg': return LogisticRegression(C=self.C, max_iter=self.max_iter, class_weight=self.class_weight)
         return MLPClassifier(hidden_layer_sizes=self.hidden, alpha=self.alpha, max_iter=self.max_iter, random_state=self.seed)
@@ -398,11 +418,34 @@ class _Sweep:
         if not fits:   # fewer rows than the smallest candidate: a shorter sweep, the one value the rows allow
             if Xt.shape[0] < 1: raise InputError("no training rows to fit on", field='X')
             fits = [Xt.shape[0]]
+        self.candidates_ = {}   # with a validation split: every candidate's fit, kept (the winner is not fitted again)
         for v in fits:
             fit_one(Xt, Tt, int(v))
-            self.sweep_[int(v)] = _acc(self._default_route(Xv), Cv)
+            self.sweep_[int(v)] = float(routed_correct(Cv, self._default_route(Xv)).mean())
+            if val is not None: self.candidates_[int(v)] = {a: getattr(self, a) for a in self._swept}
         best = max(self.sweep_, key=lambda v: (self.sweep_[v], -v))  # ties: the smaller
-        return fit_one(X, T, best)
+        if val is None: return fit_one(X, T, best)   # chosen on a hold-out of train: refit on all of train
+        return self._restore(best)
+
+    def _restore(self, v):
+        "Make candidate `v` the router's fit"
+        for a, x in self.candidates_[v].items(): setattr(self, a, x)
+        self._refresh()
+        return self
+
+    def _refresh(self): pass   # what a candidate derives from the models' rank (which validation sets)
+
+    @property
+    def can_revalidate(self)->bool: return bool(getattr(self, 'candidates_', None)) or not hasattr(self, 'sweep_')
+
+    def _revalidate(self, X, Y, C):
+        if not getattr(self, 'candidates_', None): return self._refresh()   # one value given: nothing to choose
+        for v in self.candidates_:
+            self._restore(v); self.sweep_[v] = float(routed_correct(C, self._default_route(X)).mean())
+        self._restore(max(self.sweep_, key=lambda v: (self.sweep_[v], -v)))
+
+    def __getstate__(self):   # a saved router keeps its winner only
+        return {k: v for k, v in vars(self).items() if k != 'candidates_'}
 
 class ClusterRouter(_Sweep, Router):
     "K-Means clusters of the training queries, each routed to its best model on the training split"
@@ -430,8 +473,11 @@ class ClusterRouter(_Sweep, Router):
         self.mean_ = np.where(cnt > 0, S/np.maximum(cnt, 1), g)
         self.proba_ = (S + self.smoothing*g)/(cnt + self.smoothing)
         self.k_ = k
-        self.choice_ = np.array([self._choose(self.mean_[c], self.proba_[c]) for c in range(k)])
+        self._refresh()
         return self
+
+    _swept = ('km_', 'mean_', 'proba_', 'k_')
+    def _refresh(self): self.choice_ = np.array([self._choose(self.mean_[c], self.proba_[c]) for c in range(self.k_)])
 
     def _choose(self, mean, proba):
         r = getattr(self, 'rank_', range(len(mean)))   # candidates in rank order: min/max keep the first of equals
@@ -469,6 +515,7 @@ class KNNRouter(_Sweep, Router):
     def _fit(self, X, Y, C, val):
         self._sweep(self.k, self._fit_k, X, Y if self.target == 'soft' else C.astype(float), C, val)
 
+    _swept = ('k_', 'nn_', 'T_', 'g_')
     def _fit_k(self, X, T, k):
         self.k_ = min(k, X.shape[0])
         self.nn_ = NearestNeighbors(n_neighbors=self.k_, metric=self.metric, algorithm='brute').fit(X)
@@ -493,6 +540,7 @@ class SoftLabelRouter(Router):
         super().__init__(policy, threshold)
         self.backend,self.alpha,self.C,self.max_iter = backend,alpha,C,max_iter
 
+    fit_uses_val = False
     def _fit(self, X, Y, C, val):
         if self.backend == 'ridge': self.est_ = Ridge(alpha=self.alpha).fit(X, Y); return
         self.est_ = []
@@ -591,3 +639,9 @@ class CachedRouter(Router):
 
     def _default_route(self, X): return self.router_._default_route(X)
     def save(self, path, overwrite:bool=False)->Path: return self.router_.save(path, overwrite)
+    @property
+    def can_revalidate(self)->bool: return not self.use_val
+    def revalidate(self, X, Y):
+        "Without `use_val` the fit never saw validation: the same fit stands for any validation split"
+        if self.use_val: raise InputError("a CachedRouter with use_val=True is keyed by its validation split: fit it again", field='val')
+        return self
