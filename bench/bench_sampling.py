@@ -1,7 +1,7 @@
 """CPU benchmark of sampling, as ratios measured in one run: the seeded sampler, the dtype, and the engines on real
 GSM8K prompts at a realistic token cap.
 
-1. The seeded sampler (`llmroute.sampling.seeded_pick`) against `softmax` + `torch.multinomial` on the same logits,
+1. The seeded sampler (`llmroute.sampler.seeded_pick`) against `softmax` + `torch.multinomial` on the same logits,
    before (its first form, the exponential race in float64, whose code is kept in this file for the comparison) and
    after (inverse CDF, one uniform per row): milliseconds per step and each over multinomial, at the vocabularies of
    Qwen2.5 (152k) with 40 rows, Gemma (262k) with 40 rows and SmolLM2 (49k) with 10 rows.
@@ -25,7 +25,13 @@ Run once, not a test (about 8 minutes on a 2-core CPU with one thread):
 import argparse, json, os, platform, time
 from pathlib import Path
 import numpy as np, torch
-import llmroute.sampling as S
+import llmroute.engine_hfcb, llmroute.sampler
+from llmroute.engine_hf import HFEngine, generate_batch
+from llmroute.engine_hfcb import HFCBEngine
+from llmroute.models import (compute_dtype, cpu_has_bf16, dtype_name, eos_token_ids, generation_config, load_model,
+                             load_tokenizer, model_spec)
+from llmroute.sampler import _GOLDEN, _i64, _mix, seeded_pick
+from llmroute.sampling import plan_units
 from llmroute.data import load_queries
 from llmroute.prompts import build_prompt
 
@@ -36,7 +42,7 @@ def race_pick_v2(scores, keys, temperature):
     keys = keys.to(device=scores.device, dtype=torch.int64)
     out, rows = [], max(1, (1 << 24) // scores.shape[-1])
     for i in range(0, scores.shape[0], rows):
-        h = S._mix(keys[i:i+rows, None] * S._i64(S._GOLDEN) + v)
+        h = _mix(keys[i:i+rows, None] * _i64(_GOLDEN) + v)
         u = ((h >> 11) & ((1 << 53) - 1)).to(torch.float64) * 2.0**-53
         out.append((scores[i:i+rows].double()/temperature - torch.log(-torch.log1p(-u))).argmax(-1))
     return torch.cat(out) if out else scores.new_zeros(0, dtype=torch.int64)
@@ -58,7 +64,7 @@ def bench_sampler(shapes=((40, 152064), (40, 262144), (10, 49152)), temperature=
         g = torch.Generator().manual_seed(0)
         x, keys = 3 * torch.randn(r, v, generator=g), torch.arange(r)
         ms = {name: best_ms(lambda f=f: f(x, keys, temperature), 1 if name == 'before' else reps)
-              for name, f in (('multinomial', multinomial_pick), ('before', race_pick_v2), ('after', S.seeded_pick))}
+              for name, f in (('multinomial', multinomial_pick), ('before', race_pick_v2), ('after', seeded_pick))}
         rows.append(dict(rows=r, vocab=v, **{f"{k}_ms": round(t, 1) for k, t in ms.items()},
                          before_over_multinomial=round(ms['before']/ms['multinomial'], 2),
                          after_over_multinomial=round(ms['after']/ms['multinomial'], 2),
@@ -68,23 +74,25 @@ def bench_sampler(shapes=((40, 152064), (40, 262144), (10, 49152)), temperature=
 def bench_dtype(spec, tok, prompts, tokens=32):
     "Decoding tokens/s of SmolLM2 in float32 and in the CPU's own dtype, on one static batch"
     out = {}
-    for name in ('float32', S.dtype_name(S.compute_dtype('cpu'))):
+    for name in ('float32', dtype_name(compute_dtype('cpu'))):
         if name in out: continue
-        m = S.load_model(spec, 'none', dtype=name)
-        S.generate_batch(m, tok, prompts[:1], [0], n_samples=1, max_new_tokens=2)            # warm-up
+        m = load_model(spec, 'none', dtype=name)
+        generate_batch(m, tok, prompts[:1], [0], n_samples=1, max_new_tokens=2)            # warm-up
         t = time.perf_counter()
-        S.generate_batch(m, tok, prompts, list(range(len(prompts))), n_samples=1, max_new_tokens=tokens, min_new_tokens=tokens)
+        generate_batch(m, tok, prompts, list(range(len(prompts))), n_samples=1, max_new_tokens=tokens, min_new_tokens=tokens)
         out[name] = round(len(prompts) * tokens / (time.perf_counter() - t), 1)
         del m
     return dict(batch=len(prompts), new_tokens=tokens, tokens_per_s=out,
                 ratio_over_float32={k: round(v/out['float32'], 2) for k, v in out.items()})
 
+_DRAWS = (llmroute.sampler, llmroute.engine_hfcb)  # the modules whose global `seeded_pick` the engines call
+
 class Counter:
     "Counts the rows the seeded sampler draws for (token slots) and the tokens the model's forward passes compute"
     def __init__(self, model, pick=None):
         self.slots = self.tokens = self.prefill = 0
-        self._pick, self._use = S.seeded_pick, pick or S.seeded_pick
-        S.seeded_pick = self.pick                                  # both engines draw through this module global
+        self._use = pick or seeded_pick
+        for m in _DRAWS: m.seeded_pick = self.pick                 # hf draws through the sampler's, hf-cb its own
         self.hook = model.register_forward_pre_hook(self.forward, with_kwargs=True)
     def pick(self, scores, keys, temperature):
         self.slots += scores.shape[0]; return self._use(scores, keys, temperature)
@@ -93,7 +101,9 @@ class Counter:
         if ids is not None:
             self.tokens += ids.numel()
             if ids.dim() == 2 and ids.shape[1] > 1: self.prefill += ids.numel()   # hf: a batch's prompt pass
-    def close(self): S.seeded_pick = self._pick; self.hook.remove()
+    def close(self):
+        for m in _DRAWS: m.seeded_pick = seeded_pick
+        self.hook.remove()
 
 def measure(engine, units, temperature, pick=None):
     "Run one engine over the units; return its figures and its responses"
@@ -109,7 +119,7 @@ def measure(engine, units, temperature, pick=None):
     if engine.name == 'hf': prompt_computed = c.prefill                          # the first forward of each batch
     else: prompt_computed = c.tokens - sum(max(k - 1, 0) for k in lengths)      # every other token fed is a fed-back sample token
     cap = units[0].max_new_tokens
-    return dict(dtype=S.dtype_name(engine.dtype), slot_utilization=round(useful/c.slots, 3),
+    return dict(dtype=dtype_name(engine.dtype), slot_utilization=round(useful/c.slots, 3),
                 prefill_ratio=round(prompt_computed/unique, 3), tokens_per_s=round(useful/wall, 1), seconds=round(wall, 1),
                 generated_tokens=useful, mean_length=round(float(np.mean(lengths)), 1),
                 at_cap=f"{sum(k >= cap for k in lengths)}/{len(lengths)}", token_slots=c.slots,
@@ -118,11 +128,11 @@ def measure(engine, units, temperature, pick=None):
 def bench_engines(spec, tok, qs, samples, tokens, batch_size, temperature=0.7):
     "The three engine arms on the same work units"
     prompts = {q['query_id']: build_prompt(q, 'chat', tok) for q in qs}
-    eos = S.eos_token_ids(tok, S._generation_config(spec), spec.stop_tokens)
-    units = S.plan_units(qs, prompts, tok, 0, samples, tokens, (), eos)
-    arms = {'hf (before)': (lambda: S.HFEngine(spec, 'none', batch_size=batch_size, dtype='float32'), race_pick_v2),
-            'hf': (lambda: S.HFEngine(spec, 'none', batch_size=batch_size), None),
-            'hf-cb': (lambda: S.HFCBEngine(spec, 'none', num_blocks=512, max_batch_tokens=512, page_size=32,
+    eos = eos_token_ids(tok, generation_config(spec), spec.stop_tokens)
+    units = plan_units(qs, prompts, tok, 0, samples, tokens, (), eos)
+    arms = {'hf (before)': (lambda: HFEngine(spec, 'none', batch_size=batch_size, dtype='float32'), race_pick_v2),
+            'hf': (lambda: HFEngine(spec, 'none', batch_size=batch_size), None),
+            'hf-cb': (lambda: HFCBEngine(spec, 'none', num_blocks=512, max_batch_tokens=512, page_size=32,
                                            max_requests=batch_size*samples), None)}   # as many rows at once as a static batch
     res = {}
     for name, (make, pick) in arms.items():
@@ -190,9 +200,9 @@ def main():
     if a.threads: torch.set_num_threads(a.threads)
     t0 = time.perf_counter()
     out = dict(cpu=platform.processor() or platform.machine(), cpus=os.cpu_count(), threads=torch.get_num_threads(),
-               cpu_bf16=S.cpu_has_bf16(), sampler=bench_sampler())
-    spec = S.model_spec(a.model)
-    tok = S.load_tokenizer(spec)
+               cpu_bf16=cpu_has_bf16(), sampler=bench_sampler())
+    spec = model_spec(a.model)
+    tok = load_tokenizer(spec)
     qs = load_queries('gsm8k', splits='test', limit=a.queries).to_dict('records')
     out['dtype'] = bench_dtype(spec, tok, [build_prompt(q, 'chat', tok) for q in qs[:8]])
     data = Path(os.environ.get('LLMROUTE_DATA_DIR') or Path(__file__).resolve().parents[2]/'shared'/'data')

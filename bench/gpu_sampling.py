@@ -17,12 +17,12 @@ First the checks (a minute; each one records its figures and `ok`, and one faili
 The model has Llama-2-7B's shape (32 layers, width 4096, MLP 11008; the vocabulary of SmolLM2's tokenizer, 49,152,
 whose tokenizer is saved beside it so that every engine can load the folder) and random weights built on the GPU,
 so nothing is downloaded. It is saved once to a temporary folder and loaded through the project's own paths:
-- `hf` (static batches, `llmroute.sampling.load_model` + `generate`), nf4 and bf16: fixed-length greedy outputs; the
+- `hf` (static batches, `llmroute.models.load_model` + `generate`), nf4 and bf16: fixed-length greedy outputs; the
   decode time (total minus a prefill-only call) gives tokens per second;
-- `hf-cb` (`llmroute.sampling.HFCBEngine`, continuous batching, paged attention), nf4 and bf16: `batch` requests of
+- `hf-cb` (`llmroute.engine_hfcb.HFCBEngine`, continuous batching, paged attention), nf4 and bf16: `batch` requests of
   `tokens` new tokens each (no end-of-sequence token, so every request runs to the cap), tokens per second over the
   whole run (prefill of the short prompts included);
-- `vllm` (`llmroute.sampling.VLLMEngine`, in its own environment: set LLMROUTE_VLLM_PYTHON, see tools/vllm_env.sh),
+- `vllm` (`llmroute.engine_vllm.VLLMEngine`, in its own environment: set LLMROUTE_VLLM_PYTHON, see tools/vllm_env.sh),
   bf16 and bitsandbytes nf4, the same requests, timed from the engine's ready signal.
 The bound: a decoding step reads every weight once (the embedding table excepted: a lookup reads one row), so
 steps/s <= HBM bandwidth / weight bytes, and tokens/s <= batch * that. The script prints the bound for the card's
@@ -75,7 +75,7 @@ def timed_generate(model, ids, new_tokens:int)->float:
 
 def units_for(b:int, prompt:int, tokens:int, vocab:int):
     "b work units of random prompts, one sample each, no end-of-sequence token (every request runs `tokens` long)"
-    from llmroute.sampling import WorkUnit
+    from llmroute.engine import WorkUnit
     g = torch.Generator().manual_seed(b)
     return [WorkUnit(f"q{i}", '', torch.randint(3, vocab, (prompt,), generator=g).tolist(), 1, i, tokens, (), ())
             for i in range(b)]
@@ -98,13 +98,18 @@ def _check(out:dict, name:str, fn):
 def gpu_checks(workdir)->dict:
     "The GPU path's fixes, checked on this GPU (see the module's docstring)"
     import shutil
-    import llmroute.sampling as S
-    dev, out = S.process_device(), {}
+    from llmroute.engine_hf import free_memory
+    from llmroute.engine_hfcb import check_hf_cb
+    from llmroute.engine_vllm import VLLMEngine
+    from llmroute.models import compute_dtype, dtype_name, load_model, model_spec, process_device, smollm2_dir
+    from llmroute.sampler import NonFiniteLogits, seeded_pick
+    from llmroute.sampling import read_samples, sample_dataset, shard_file
+    dev, out = process_device(), {}
 
     def planner():
-        torch.cuda.empty_cache(); before = S.free_memory(dev)
+        torch.cuda.empty_cache(); before = free_memory(dev)
         x = torch.empty(8 * 2**30, dtype=torch.uint8, device=dev); del x       # 8 GiB used and freed: PyTorch keeps it
-        driver, after = torch.cuda.mem_get_info(dev)[0], S.free_memory(dev)
+        driver, after = torch.cuda.mem_get_info(dev)[0], free_memory(dev)
         return dict(ok=abs(after - before) < 0.02 * before and driver < before - 4 * 2**30,
                     free_before_gb=round(before/1e9, 1), driver_free_after_gb=round(driver/1e9, 1), free_memory_after_gb=round(after/1e9, 1))
     _check(out, 'planner', planner)
@@ -113,15 +118,15 @@ def gpu_checks(workdir)->dict:
         res = {}
         for bad in ('inf', 'nan'):
             x = torch.randn(4, 1000, device=dev, dtype=torch.float16); x[2, 5] = float(bad)
-            try: S.seeded_pick(x, torch.arange(4), 0.7); res[bad] = 'not stopped'
-            except S.NonFiniteLogits: res[bad] = 'stopped'
+            try: seeded_pick(x, torch.arange(4), 0.7); res[bad] = 'not stopped'
+            except NonFiniteLogits: res[bad] = 'stopped'
         nan_dir = Path(workdir)/'smollm2-nan'
-        shutil.copytree(S.smollm2_dir(), nan_dir, dirs_exist_ok=True)
-        m = S.load_model(str(nan_dir), 'none'); m.model.norm.weight.data.fill_(float('nan')); m.save_pretrained(nan_dir); del m
+        shutil.copytree(smollm2_dir(), nan_dir, dirs_exist_ok=True)
+        m = load_model(str(nan_dir), 'none'); m.model.norm.weight.data.fill_(float('nan')); m.save_pretrained(nan_dir); del m
         for eng in ('hf', 'hf-cb'):
             try:
-                S.sample_dataset('gsm8k', str(nan_dir), Path(workdir)/'nan'/eng, limit=2, n_samples=2, max_new_tokens=8,
-                                 engine=eng, quantize='none', progress=False)
+                sample_dataset('gsm8k', str(nan_dir), Path(workdir)/'nan'/eng, limit=2, n_samples=2, max_new_tokens=8,
+                               engine=eng, quantize='none', progress=False)
                 res[eng] = 'not stopped'
             except Exception as err: res[eng] = 'stopped' if 'NaN or inf' in str(err) else f"other error: {str(err)[:200]}"
         return dict(ok=all(v == 'stopped' for v in res.values()), **res)
@@ -135,9 +140,9 @@ def gpu_checks(workdir)->dict:
             fn(); torch.cuda.synchronize(); t = time.perf_counter()
             for _ in range(reps): fn()
             torch.cuda.synchronize(); return 1e3 * (time.perf_counter() - t) / reps
-        seeded = ms(lambda: S.seeded_pick(xd, kd, 0.7))
+        seeded = ms(lambda: seeded_pick(xd, kd, 0.7))
         multi = ms(lambda: torch.multinomial(torch.softmax(xd / 0.7, -1), 1))
-        same = int((S.seeded_pick(xd, kd, 0.7).cpu() == S.seeded_pick(x, keys, 0.7)).sum())
+        same = int((seeded_pick(xd, kd, 0.7).cpu() == seeded_pick(x, keys, 0.7)).sum())
         return dict(ok=same >= 254, seeded_ms=round(seeded, 2), multinomial_ms=round(multi, 2),
                     seeded_over_multinomial=round(seeded/multi, 2), same_draw_as_cpu=f"{same}/256")
     _check(out, 'sampler', sampler)
@@ -148,10 +153,10 @@ def gpu_checks(workdir)->dict:
         for eng in ('hf', 'hf-cb'):
             for q in ('none', '4bit'):
                 kw = dict(limit=4, n_samples=4, max_new_tokens=32, engine=eng, quantize=q, progress=False)
-                both = S.sample_dataset('gsm8k', 'smollm2-135m', Path(workdir)/'bi'/eng/q/'all', batch_size=4, **kw)
-                one = S.sample_dataset('gsm8k', 'smollm2-135m', Path(workdir)/'bi'/eng/q/'one', batch_size=1,
-                                       **({**kw, 'engine_args': dict(max_requests=1)} if eng == 'hf-cb' else kw))
-                resp = lambda r: {x['query_id']: x['responses'] for x in S.read_samples(r/S.shard_file('0/1'))}
+                both = sample_dataset('gsm8k', 'smollm2-135m', Path(workdir)/'bi'/eng/q/'all', batch_size=4, **kw)
+                one = sample_dataset('gsm8k', 'smollm2-135m', Path(workdir)/'bi'/eng/q/'one', batch_size=1,
+                                     **({**kw, 'engine_args': dict(max_requests=1)} if eng == 'hf-cb' else kw))
+                resp = lambda r: {x['query_id']: x['responses'] for x in read_samples(r/shard_file('0/1'))}
                 a, b = resp(both), resp(one)
                 man = json.loads((both/'manifest.json').read_text())['config']
                 res[f"{eng}/{'nf4' if q == '4bit' else man['dtype']}"] = dict(
@@ -164,16 +169,16 @@ def gpu_checks(workdir)->dict:
         d = Path(workdir)/'llama7b-config'; d.mkdir(exist_ok=True)
         LlamaConfig(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32).save_pretrained(d)
         py = os.environ.get('LLMROUTE_VLLM_PYTHON') or sys.executable          # nothing is started here
-        e = S.VLLMEngine(S.model_spec(str(d)), 'auto', python=py)
+        e = VLLMEngine(model_spec(str(d)), 'auto', python=py)
         env = e.worker_env({'LOCAL_RANK': '0'})
-        dt = S.dtype_name(S.compute_dtype(dev))
+        dt = dtype_name(compute_dtype(dev))
         return dict(ok=e.quantize == 'none' and env.get('CUDA_VISIBLE_DEVICES') is not None and dt in ('bfloat16', 'float16'),
                     compute_dtype=dt, vllm_auto_quantize_7b=e.quantize, vllm_worker_cuda_visible_devices=env.get('CUDA_VISIBLE_DEVICES'))
     _check(out, 'dtype_and_quantize', dtype_and_quantize)
 
     def hf_cb_version():
         import transformers
-        S.check_hf_cb(); return dict(ok=True, transformers=transformers.__version__)
+        check_hf_cb(); return dict(ok=True, transformers=transformers.__version__)
     _check(out, 'hf_cb_version', hf_cb_version)
     out['all_ok'] = all(v.get('ok') for v in out.values() if isinstance(v, dict))
     return out
@@ -202,7 +207,8 @@ def main():
     if a.checks_only:
         print(json.dumps(dict(checks=checks), indent=1)); return 0 if checks['all_ok'] else 1
     from transformers import LlamaConfig, LlamaForCausalLM
-    from llmroute.sampling import load_model, load_tokenizer, model_spec, make_engine, compute_dtype
+    from llmroute.engine import make_engine
+    from llmroute.models import load_model, load_tokenizer, model_spec, compute_dtype
     name = torch.cuda.get_device_name(0)
     tok = load_tokenizer('smollm2-135m')
     cfg = LlamaConfig(vocab_size=len(tok), hidden_size=4096, intermediate_size=11008, num_hidden_layers=a.layers,

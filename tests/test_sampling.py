@@ -9,7 +9,7 @@ torch.set_num_threads(1)  # the test machine's cores are shared: oversubscribed 
 ARGS = dict(limit=10, n_samples=2, max_new_tokens=24, batch_size=1, quantize='4bit', progress=False)
 ENV = {**os.environ, 'TOKENIZERS_PARALLELISM': 'false', 'OMP_NUM_THREADS': '1'}
 # hf-cb on SmolLM2 with a small cache, one query (two samples) per forward pass so that records come one by one;
-# float32, the CPU setting whose responses do not depend on the batch (bf16's do: see "What is exact where" in 03_sampling)
+# float32, the CPU setting whose responses do not depend on the batch (bf16's do: see "What is exact where" in 03c_engine)
 CB = dict(limit=6, n_samples=2, max_new_tokens=24, engine='hf-cb', num_blocks=48, max_batch_tokens=256,
           engine_args=dict(max_requests=2, page_size=32), dtype='float32', progress=False)
 
@@ -119,7 +119,7 @@ def test_repair_duplicates_then_resume(tiny, tmp_path):
 
 def test_hf_cb_smollm2_sigkill_resume_label(tmp_path):
     "Real: hf-cb on SmolLM2 is SIGKILLed mid-run, resumed, and labeled: every query exactly once with its n samples"
-    from llmroute.outcomes import label_runs
+    from llmroute.importers import label_runs
     out = tmp_path/'runs'
     shard = out/'gsm8k'/'smollm2-135m'/shard_file('0/1')
     before = _kill_after(_sampler('smollm2-135m', out, CB), shard, 2, CB['limit'])
@@ -141,7 +141,7 @@ def test_hf_cb_smollm2_sigkill_resume_label(tmp_path):
 
 def test_smollm2_end_to_end_to_outcomes(tmp_path):
     "Real: SmolLM2-135M-Instruct on two GSM8K and two MMLU test questions, labeled into an outcomes table"
-    from llmroute.outcomes import label_runs
+    from llmroute.importers import label_runs
     runs = [sample_dataset(ds, 'smollm2-135m', tmp_path, limit=2, n_samples=2, max_new_tokens=48, progress=False)
             for ds in ('gsm8k', 'mmlu')]
     for r in runs:

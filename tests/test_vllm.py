@@ -1,6 +1,6 @@
 """The `vllm` engine: simulated here (always), for real on the CPU with the tiny Llama (opt-in, `make test-vllm`).
 
-The simulation runs the engine's own worker (`sampling.vllm_worker`) in a subprocess against a stand-in `vllm` package
+The simulation runs the engine's own worker (`llmroute.engine_vllm.vllm_worker`) in a subprocess against a stand-in `vllm` package
 that answers each request with what it was given: the arguments of `vllm.LLM`, the worker's CUDA_VISIBLE_DEVICES and
 the request's seed. The parent sees a simulated node of eight 80 GB GPUs. So the GPU decisions (which GPUs a process
 takes, which arguments reach vLLM, whether bitsandbytes is asked for) are checked end to end without a GPU or vLLM.

@@ -12,7 +12,7 @@
 #   llmroute sample --engine vllm --engine-arg tensor_parallel_size=2 ...   # any vllm.LLM argument; LOCAL_RANK picks the GPUs
 #
 # llmroute is not installed there: `llmroute.sampling` (in the project's venv) starts that python with a
-# self-contained worker (`sampling.vllm_worker`, which imports only the standard library and vLLM) and talks to it
+# self-contained worker (`llmroute.engine_vllm.vllm_worker`, which imports only the standard library and vLLM) and talks to it
 # through JSON lines on its stdin and stdout.
 set -euo pipefail
 VENV=${1:-.venv-vllm}
