@@ -10,10 +10,11 @@ safe policy; a toy table without the data folder):
 - a hung backend (accepts, never answers) chosen for every request: the time each of 6 sequential requests takes
   to fall back to a live backend; the goal: at most one read timeout per breaker cool-down.
 `features`: the router's own cost per request for each featurizer (TF-IDF, MiniLM, distilled static embeddings),
-and what each costs in routing accuracy on RouterDC's GSM8K and MMLU (`llmroute.serve.featurizer_accuracy`).
+and what each costs in routing accuracy on RouterDC's GSM8K and MMLU (`llmroute.router_folder.featurizer_accuracy`).
 
 Run: `python bench/bench_serve.py [--parts load features] [--serve-module FILE] [--out results.json]`.
-`--serve-module` loads another copy of `llmroute/serve.py` (e.g. the previous version) to measure it the same way.
+`--serve-module` loads another copy of `llmroute/serve.py` (e.g. the previous version) to measure it the same way;
+the routers are trained with the installed `llmroute.router_folder`.
 """
 from __future__ import annotations
 import argparse, asyncio, importlib.util, inspect, json, os, platform, re, signal, socket, subprocess, sys, tempfile, time, warnings
@@ -31,7 +32,7 @@ def load_serve(path=None):
     "llmroute.serve, or the module in file `path` (its relative imports read from the installed llmroute)"
     if path is None:
         import llmroute.serve as m; return m
-    src = Path(path).read_text().replace('from .core import', 'from llmroute.core import')
+    src = re.sub(r'^from \.(\w+) import', r'from llmroute.\1 import', Path(path).read_text(), flags=re.M)
     spec = importlib.util.spec_from_loader('llmroute_serve_bench', loader=None)
     m = importlib.util.module_from_spec(spec); sys.modules[spec.name] = m
     exec(compile(src, str(path), 'exec'), m.__dict__)
@@ -146,8 +147,8 @@ def bench_router(tmp, m):
     "A router folder trained with module m: KNN on TF-IDF of RouterDC GSM8K (safe), or a toy table; and test questions"
     try:
         from llmroute.core import data_dir
-        from llmroute.outcomes import import_routerdc
-        from llmroute.study import ROUTERDC_FILES
+        from llmroute.importers import import_routerdc
+        from llmroute.reproduce import ROUTERDC_FILES
         rdc = data_dir(required=True)/'routerdc'
         ot = import_routerdc([rdc/f for f in ROUTERDC_FILES['gsm8k']])
         texts, what = ot.questions('test').tolist(), 'RouterDC GSM8K'
@@ -157,7 +158,8 @@ def bench_router(tmp, m):
         ot = tmp/'toy.csv'; pd.DataFrame(rows).to_csv(ot, index=False)
         texts, what = [r['question'] for r in rows[::2]], 'a toy table'
     out = tmp/'router'
-    sr = m.train_router(ot, out, router='knn', features='tfidf', policy='safe', val_from='test')
+    from llmroute.router_folder import train_router
+    sr = train_router(ot, out, router='knn', features='tfidf', policy='safe', val_from='test')
     return out, sr, texts, what
 
 # ------------------------------------------------------------------ the load benchmark
@@ -234,8 +236,8 @@ def bench_load(a):
 
 def routerdc(ds):
     from llmroute.core import data_dir
-    from llmroute.outcomes import import_routerdc
-    from llmroute.study import ROUTERDC_FILES
+    from llmroute.importers import import_routerdc
+    from llmroute.reproduce import ROUTERDC_FILES
     rdc = data_dir(required=True)/'routerdc'
     return import_routerdc([rdc/f for f in ROUTERDC_FILES[ds]])
 
@@ -249,18 +251,18 @@ def per_request_ms(sr, questions, warmup=10):
 
 def bench_features(a):
     warnings.filterwarnings('ignore')
-    m = load_serve(a.serve_module)
+    from llmroute.recipe import FEATURES, default_routers
+    from llmroute.router_folder import featurizer_accuracy, train_router
     routers = a.routers
     if routers is None:
-        from llmroute.study import default_routers
         routers = ['knn'] + [r for r in list(default_routers())[:1] if r != 'knn']   # the study's first router: its classifier
     gsm = routerdc('gsm8k')
     qs = gsm.questions('test').tolist()[:a.n]
     rows = []
-    for f in m.FEATURES:
+    for f in FEATURES:
         for rn in routers:
             t0 = time.perf_counter()
-            sr = m.train_router(gsm, None, rn, f, 'safe', val_from='test')
+            sr = train_router(gsm, None, rn, f, 'safe', val_from='test')
             fit_s = time.perf_counter() - t0
             ms = per_request_ms(sr, qs)
             p50, p99 = np.percentile(ms, 50), np.percentile(ms, 99)
@@ -276,8 +278,8 @@ def bench_features(a):
     acc = None
     if not a.no_accuracy:
         t0 = time.perf_counter()
-        acc = m.featurizer_accuracy({'gsm8k': gsm, 'mmlu': routerdc('mmlu')}, routers=routers)
-        wide = acc.pivot_table(index=['dataset', 'router'], columns='features', values='accuracy')[list(m.FEATURES)].join(
+        acc = featurizer_accuracy({'gsm8k': gsm, 'mmlu': routerdc('mmlu')}, routers=routers)
+        wide = acc.pivot_table(index=['dataset', 'router'], columns='features', values='accuracy')[list(FEATURES)].join(
             acc.groupby(['dataset', 'router'])[['best_single', 'oracle']].first())
         print(f"\nTest accuracy (%) by featurizer (safe policy and plain argmax P1; validation from test, as make study; {time.perf_counter() - t0:.0f} s):")
         print(wide.to_string())

@@ -204,11 +204,12 @@ def test_train_on_test_rows_only_says_how_it_split(tmp, outcomes):
 def test_outputs_in_a_read_only_place_fail_before_the_work(tmp, outcomes, router_dir):
     "/sys takes no new files, even from root: the error comes at once, in one line, before the fit"
     r = cli('train', '--outcomes', outcomes, '--out', '/sys/llmroute-router')
-    assert r.returncode == 2 and r.stderr.startswith('llmroute train: error: /sys/llmroute-router: cannot write the router there')
+    assert r.returncode == 2 and r.stderr.startswith('llmroute train: error: --out /sys/llmroute-router cannot be written')
     assert 'Traceback' not in r.stderr and 'test accuracy' not in r.stdout
     q = tmp/'one-q.csv'; pd.DataFrame({'question': [arithmetic(3)]}).to_csv(q, index=False)
     r = cli('route', '--router', router_dir, '--queries', q, '--out', '/sys/routed.csv')
-    assert r.returncode == 2 and r.stderr.strip() == 'llmroute route: error: /sys: cannot write the routed file there: Permission denied (/sys)'
+    assert r.returncode == 2 and r.stderr.strip() == ('llmroute route: error: --out /sys/routed.csv cannot be written: the folder '
+                                                     '/sys does not accept new files (Permission denied); choose another --out')
 
 # ---------------------------------------------------------------- serve: the openai client against real servers
 

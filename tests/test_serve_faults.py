@@ -43,7 +43,7 @@ def tmp(tmp_path_factory): return tmp_path_factory.mktemp('faults')
 @pytest.fixture(scope='module')
 def router_dir(tmp):
     "A KNN router on TF-IDF of a toy table: arithmetic -> a, spelling -> b"
-    from llmroute.serve import train_router
+    from llmroute.router_folder import train_router
     rows = [dict(query_id=f"q{i}", question=(f"What is {i} plus {i + 3}? Add the numbers." if i % 2 else f"Spell the word w{i} backwards."),
                  model=m, score=float((i % 2) == (m == 'a'))) for i in range(80) for m in ('a', 'b')]
     f = tmp/'toy.csv'; pd.DataFrame(rows).to_csv(f, index=False)
@@ -85,7 +85,7 @@ def log_lines(path):
 
 def test_routing_runs_in_several_threads_at_once(router_dir):
     "Two routing threads must be inside `predict` together: a featurizer that waits for a second caller proves no lock serialises them"
-    from llmroute.serve import SavedRouter
+    from llmroute.router_folder import SavedRouter
     from llmroute.features import TfidfFeaturizer, StaticEmbeddingFeaturizer
     sr = SavedRouter.load(router_dir)
     gate = threading.Barrier(2, timeout=10)
@@ -290,3 +290,28 @@ def test_a_port_in_use_is_one_line(tmp, router_dir, fake):
         r = subprocess.run([str(BIN/'llmroute'), 'serve', '--router', str(router_dir), '--backends', str(backends(tmp/'busy.yaml', b, b)),
                             '--port', str(port)], capture_output=True, text=True, env=ENV, timeout=120)
     assert r.returncode == 2 and f"cannot listen on 127.0.0.1:{port}: Address already in use" in r.stderr and 'Traceback' not in r.stderr
+
+# ---------------------------------------------------------------- calibration
+
+def test_a_calibration_in_the_router_folder_decides(tmp, router_dir, fake):
+    "`llmroute serve` on a folder calibrated to send everything to b: ARITH (a without it) goes to b; start, /health, log say so"
+    import shutil
+    from llmroute.router_folder import SavedRouter
+    d = tmp/'router-single-b'; shutil.copytree(router_dir, d)
+    cal = {'rule': 'single', 'param': None, 'model': 'b', 'cost': {'a': 1.0, 'b': 0.1}, 'rank': ['a', 'b'],
+           'target': {}, 'estimate': {}, 'n': 10, 'source': 'test'}
+    SavedRouter.load(d).write_calibration(cal, "# Calibration\nsingle b\n")
+    a, b = fake('ok'), fake('ok')
+    port = free_port(); url = f"http://127.0.0.1:{port}"; out = tmp/'cal.out'
+    p = subprocess.Popen([str(BIN/'llmroute'), 'serve', '--router', str(d), '--backends', str(backends(tmp/'cal.yaml', a, b)),
+                          '--port', str(port), '--log', str(tmp/'cal.jsonl')],
+                         stdout=open(out, 'w'), stderr=subprocess.STDOUT, env=ENV, start_new_session=True)
+    try:
+        wait_healthy(url, p)
+        label = httpx.get(f"{url}/health").json()['calibration']
+        r = chat(url, ARITH)
+        assert (r.status_code, r.headers['x-llmroute-model'], stats(a), stats(b)) == (200, 'b', 0, 1)
+    finally: stop(p)
+    assert label.startswith('single b (calibration.json ')
+    assert f"calibration {label} decides" in out.read_text()
+    assert [(l['chosen'], l['calibration']) for l in log_lines(tmp/'cal.jsonl')] == [('b', label)]
