@@ -18,14 +18,16 @@ __all__ = ['ROUTERDC_BENCHMARKS', 'routerdc_table', 'shift_table', 'text_shift_a
 # %% ../nbs/11_beyond.ipynb #44bd2519
 ROUTERDC_BENCHMARKS = {**ROUTERDC_FILES,  # the study's GSM8K and MMLU files, and four more benchmarks
                        'arc_challenge': ['arc_challenge_train.json', 'arc_challenge_test.json'],
-                       'MATH_prealgebra': ['MATH_prealgebra.json'], 'humaneval': ['humaneval_train.json', 'humaneval_test.json'],
+                       'MATH_prealgebra': ['MATH_prealgebra.json'],
+                       'humaneval': ['humaneval_train.json', 'humaneval_test.json'],
                        'mbpp': ['mbpp.json']}
 
 def routerdc_table(name:str, # a key of `ROUTERDC_BENCHMARKS`
                   ):
     "A RouterDC benchmark as an `OutcomeTable` with train and test splits"
-    from llmroute.outcomes import import_routerdc
-    if name not in ROUTERDC_BENCHMARKS: raise InputError(f"unknown benchmark {name!r}; expected one of {list(ROUTERDC_BENCHMARKS)}")
+    from llmroute.importers import import_routerdc
+    if name not in ROUTERDC_BENCHMARKS:
+        raise InputError(f"unknown benchmark {name!r}; expected one of {list(ROUTERDC_BENCHMARKS)}")
     rdc = data_dir(required=True)/'routerdc'
     ot = import_routerdc([rdc/f for f in ROUTERDC_BENCHMARKS[name]])
     # seed 1: the study's own seeded halves (seed 0) must not be drawn from the same hashes as this split
@@ -43,8 +45,8 @@ def shift_table(C, # (n, K) 0/1 correctness
     pa, pb = a.mean(0), b.mean(0); p = np.r_[a, b].mean(0)
     se = np.sqrt(np.maximum(p * (1 - p), 1e-12) * (1 / len(a) + 1 / len(b)))
     z = (pa - pb) / se; pv = 2 * norm.sf(np.abs(z))
-    return pd.DataFrame(dict(model=[m.split('/')[-1] for m in models], train=100 * pa, cal=100 * pb, diff=100 * (pa - pb),
-                             z=z, p=pv, shifted=pv < alpha / len(models))).round(4)
+    return pd.DataFrame(dict(model=[m.split('/')[-1] for m in models], train=100 * pa, cal=100 * pb,
+                             diff=100 * (pa - pb), z=z, p=pv, shifted=pv < alpha / len(models))).round(4)
 
 def text_shift_auc(X, # (n, d) features of all queries
                    train, test, # row indices of the train and the test file
@@ -58,7 +60,8 @@ def text_shift_auc(X, # (n, d) features of all queries
 
 # %% ../nbs/11_beyond.ipynb #93ace29f
 def beyond_routers(seed:int=0)->dict:
-    "name -> (factory, trains on soft scores?): ridge and logistic on soft targets, soft kNN, the logistic classifier, clusters"
+    ("name -> (factory, trains on soft scores?): ridge and logistic on soft targets, soft kNN, "
+     "the logistic classifier, clusters")
     from llmroute.routers import ClassifierRouter, ClusterRouter, KNNRouter, SoftLabelRouter
     return {'ridge-soft': (lambda: SoftLabelRouter('ridge', alpha=10.0), True),
             'logistic-soft': (lambda: SoftLabelRouter('logistic', C=1.0), True),
@@ -74,15 +77,18 @@ def beyond_policies(latency=None, seed:int=0)->dict:
 # %% ../nbs/11_beyond.ipynb #61d01798
 def beyond_study(ot, # an `OutcomeTable` with train and test splits
                  name:str, # the benchmark's name
-                 regime:str='crossfit', # 'crossfit' (validation from the test file, both halves) or 'train' (from train)
+                 regime:str='crossfit', # 'crossfit' (val from the test file, both halves) or 'train' (from train)
                  features=('embedding',), # featurizers of the study
                  n_boot:int=1000, # bootstrap resamples
                  seed:int=0, # seed of everything
                 )->tuple:
     "(the results table, the study's state): the study's steps with `beyond_routers` and `beyond_policies`"
-    if regime not in ('crossfit', 'train'): raise InputError(f"regime must be 'crossfit' or 'train', got {regime!r}", field='regime')
-    S = study_setup(ot, name, cache_dir('beyond', name, regime), seed=seed, val_from='test' if regime == 'crossfit' else 'train')
-    for _ in study_steps(S, features, beyond_routers(seed), policies=lambda l: beyond_policies(l, seed), n_clusters=20): pass
+    if regime not in ('crossfit', 'train'):
+        raise InputError(f"regime must be 'crossfit' or 'train', got {regime!r}", field='regime')
+    S = study_setup(ot, name, cache_dir('beyond', name, regime), seed=seed,
+                    val_from='test' if regime == 'crossfit' else 'train')
+    for _ in study_steps(S, features, beyond_routers(seed), policies=lambda l: beyond_policies(l, seed),
+                         n_clusters=20): pass
     return study_outputs(S, n_boot, figures=False), S
 
 # %% ../nbs/11_beyond.ipynb #e2877526
@@ -97,16 +103,20 @@ def headline_row(res:pd.DataFrame, # a results table of `beyond_study`
     "One headline row: the best single LLM of val, `auto` and its paired gain, the oracle"
     r = res.set_index('method'); b = info['best_single_on_val']
     return dict(benchmark=name, regime=regime, n_test=int(r.loc['auto', 'n_test']), best_single=b.split('/')[-1],
-                best_single_acc=r.loc[b, 'accuracy'], auto_choice=info['auto_choice'].split('/')[-1] if info['auto_choice'] in info['models'] else info['auto_choice'],
-                auto_acc=r.loc['auto', 'accuracy'], gain=r.loc['auto', 'gain'], gain_ci_low=r.loc['auto', 'gain_ci_low'],
-                gain_ci_high=r.loc['auto', 'gain_ci_high'], oracle_acc=r.loc['oracle', 'accuracy'])
+                best_single_acc=r.loc[b, 'accuracy'],
+                auto_choice=(info['auto_choice'].split('/')[-1] if info['auto_choice'] in info['models']
+                             else info['auto_choice']),
+                auto_acc=r.loc['auto', 'accuracy'], gain=r.loc['auto', 'gain'],
+                gain_ci_low=r.loc['auto', 'gain_ci_low'], gain_ci_high=r.loc['auto', 'gain_ci_high'],
+                oracle_acc=r.loc['oracle', 'accuracy'])
 
 # %% ../nbs/11_beyond.ipynb #4865dd8a
 def brier_skill(P, # (n, K) predicted correctness (or gains, for `pairwise`)
                 C, # (n, K) 0/1 correctness (or the true gains)
                 base=None, # (K,) the reference constant prediction (default: the column means of C)
                )->np.ndarray:
-    "Per column: 1 - mean squared error of P over that of a constant (the base rate); > 0 means the features help; NaN for a constant column"
+    ("Per column: 1 - mean squared error of P over that of a constant (the base rate); > 0 means the features help; "
+     "NaN for a constant column")
     P, C = np.asarray(P, float), np.asarray(C, float)
     base = C.mean(0) if base is None else np.asarray(base, float)
     den = ((base - C)**2).mean(0)
@@ -114,7 +124,8 @@ def brier_skill(P, # (n, K) predicted correctness (or gains, for `pairwise`)
 
 def skill_table(S:Study, # a study's state after `study_routers`
                )->pd.DataFrame:
-    "Per router: the mean Brier skill over models of its validation predictions, and of the predicted gain over the best single model"
+    ("Per router: the mean Brier skill over models of its validation predictions, "
+     "and of the predicted gain over the best single model")
     rows = []
     for f, fo in enumerate(S.folds):
         C, b = S.arrays[fo.val]['C'], S.models.index(fo.best)

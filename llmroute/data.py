@@ -12,8 +12,8 @@ from urllib.parse import urlparse
 import numpy as np, pandas as pd
 from datasets import load_dataset
 from sklearn.model_selection import train_test_split
-from .core import (InputError, UnreachableError, DATA_LAYOUT, FETCH_HINT, atomic_write, cache_dir, data_dir, download,
-                           query_id, seeded_split, sha256_file)
+from .core import (InputError, UnreachableError, DATA_LAYOUT, FETCH_HINT, atomic_write, cache_dir, data_dir,
+                           download, query_id, seeded_split, sha256_file)
 
 # %% auto #0
 __all__ = ['LETTERS', 'HUB_DATASETS', 'QUERY_COLUMNS', 'MMLU_VAL_SIZE', 'DATASETS', 'OUTCOME_REPO', 'OUTCOME_COMMIT',
@@ -24,13 +24,15 @@ __all__ = ['LETTERS', 'HUB_DATASETS', 'QUERY_COLUMNS', 'MMLU_VAL_SIZE', 'DATASET
 # %% ../nbs/01_data.ipynb #6e159d63
 def canonical_number(x:float|int|str, # a number or its text: '1,000', '$18.00', '-5', '3/4', 18.0
                     )->str:
-    "The canonical text of a number, rounded to 6 decimals: '18', '-5', '92.5', '0.75' (no trailing zeros, no separators)"
+    ("The canonical text of a number, rounded to 6 decimals: '18', '-5', '92.5', '0.75' "
+     "(no trailing zeros, no separators)")
     if x is None or isinstance(x, bool): raise InputError(f"expected a number, got {x!r}")
     s = str(x).strip().replace(',', '').replace('$', '').replace('\u2212', '-').replace(' ', '')
     try:
         if '/' in s: f = Fraction(s); d = Decimal(f.numerator) / Decimal(f.denominator)
         else: d = Decimal(s)
-    except (InvalidOperation, ValueError, ZeroDivisionError): raise InputError(f"expected a number, got {str(x)!r}") from None
+    except (InvalidOperation, ValueError, ZeroDivisionError):
+        raise InputError(f"expected a number, got {str(x)!r}") from None
     if not d.is_finite(): raise InputError(f"expected a finite number, got {str(x)!r}")
     if d.adjusted() > 4300: raise InputError(f"expected a number of at most 4,300 digits, got {len(s):,} characters")
     with localcontext() as ctx:   # enough digits for the whole number: round() in 28 digits fails on 23+ digits
@@ -41,7 +43,8 @@ def canonical_number(x:float|int|str, # a number or its text: '1,000', '$18.00',
 def gsm8k_gold(answer:str, # GSM8K's reference solution, ending in '#### <number>'
               )->str:
     "The canonical gold number of a GSM8K solution"
-    if '####' not in answer: raise InputError(f"expected '#### <number>' at the end of a GSM8K answer, got {answer[-60:]!r}")
+    if '####' not in answer:
+        raise InputError(f"expected '#### <number>' at the end of a GSM8K answer, got {answer[-60:]!r}")
     return canonical_number(re.sub(r'[^0-9.\-]', '', answer.split('####')[-1]))
 
 # %% ../nbs/01_data.ipynb #656b1aa9
@@ -91,7 +94,8 @@ def hub_url(dataset:str, # 'gsm8k' or 'mmlu'
 # %% ../nbs/01_data.ipynb #2c27bdee
 def hub_offline()->bool:
     "True where the environment forbids the hub (`HF_HUB_OFFLINE` or `HF_DATASETS_OFFLINE` set to 1/true/yes/on)"
-    return any(os.environ.get(k, '').strip().lower() in ('1', 'true', 'yes', 'on') for k in ('HF_HUB_OFFLINE', 'HF_DATASETS_OFFLINE'))
+    return any(os.environ.get(k, '').strip().lower() in ('1', 'true', 'yes', 'on')
+               for k in ('HF_HUB_OFFLINE', 'HF_DATASETS_OFFLINE'))
 
 def _hub_host()->str: return urlparse(hub_url('gsm8k', 'test')).netloc
 
@@ -104,14 +108,17 @@ def _hub_errors()->tuple:
 @contextlib.contextmanager
 def from_hub(dataset:str, # 'gsm8k' or 'mmlu'
             ):
-    "Within the block, a hub that cannot be reached is an `InputError` of one line naming LLMROUTE_DATA_DIR and its layout"
+    ("Within the block, a hub that cannot be reached is an `InputError` of one line "
+     "naming LLMROUTE_DATA_DIR and its layout")
     try: yield
     except _hub_errors() as e:
         why = 'HF_HUB_OFFLINE is set' if hub_offline() else " ".join(f"{type(e).__name__}: {e}".split())[:160]
         d = data_dir()
-        raise UnreachableError(f"{dataset} is not in a data folder ({f'no {dataset}/ in {d}' if d else 'LLMROUTE_DATA_DIR is unset'}) "
-                               f"and the hub could not be reached for {HUB_DATASETS[dataset][0]} ({why}); set LLMROUTE_DATA_DIR to a "
-                               f"folder laid out as {DATA_LAYOUT} ({FETCH_HINT})", host=_hub_host(),
+        raise UnreachableError(f"{dataset} is not in a data folder "
+                               f"({f'no {dataset}/ in {d}' if d else 'LLMROUTE_DATA_DIR is unset'}) "
+                               f"and the hub could not be reached for {HUB_DATASETS[dataset][0]} ({why}); "
+                               f"set LLMROUTE_DATA_DIR to a folder laid out as {DATA_LAYOUT} ({FETCH_HINT})",
+                               host=_hub_host(),
                                why='HF_HUB_OFFLINE is set' if hub_offline() else type(e).__name__) from None
 
 # %% ../nbs/01_data.ipynb #4a436095
@@ -119,7 +126,8 @@ def _local_split(folder:Path, # a dataset's folder in the data folder
                  split:str, # a split as the data folder names it
                  suffix:str, # the data folder's own format: '.jsonl' (GSM8K); '' (MMLU: a folder of CSV files)
                 ):
-    "('json'|'csv'|'parquet', path) of one split in a data folder: its own format or the hub's parquet; None when absent"
+    ("('json'|'csv'|'parquet', path) of one split in a data folder: its own format or the hub's parquet; "
+     "None when absent")
     own = folder/f'{split}{suffix}'
     if suffix and own.is_file(): return 'json', own
     if not suffix and own.is_dir() and any(own.glob(f'*_{split}.csv')): return 'csv', own
@@ -134,7 +142,8 @@ def _gsm8k_raw(split:str):
     d = data_dir()
     if d is not None and (d/'gsm8k').is_dir():
         found = _local_split(d/'gsm8k', split, '.jsonl')
-        if found is None: raise InputError(f"missing GSM8K file (expected {split}.jsonl or {split}.parquet in {d/'gsm8k'})", file=d/'gsm8k'/f'{split}.jsonl')
+        if found is None: raise InputError(f"missing GSM8K file (expected {split}.jsonl or {split}.parquet "
+                                           f"in {d/'gsm8k'})", file=d/'gsm8k'/f'{split}.jsonl')
         return _load_dataset(found[0], data_files=str(found[1]), split='train')
     with from_hub('gsm8k'): return _load_dataset('openai/gsm8k', 'main', split=split)
 
@@ -149,7 +158,8 @@ def load_gsm8k(val_frac:float=0.05, # share of official train held out as valida
         tr.loc[val_idx, 'split'] = 'val'
     df = pd.concat([tr, te], ignore_index=True)
     for i,(q,a) in enumerate(zip(df.question, df.answer)):
-        if not isinstance(q, str) or not q.strip(): raise InputError("expected a non-empty question", file='gsm8k', row=i, field='question')
+        if not isinstance(q, str) or not q.strip():
+            raise InputError("expected a non-empty question", file='gsm8k', row=i, field='question')
     return pd.DataFrame(dict(
         query_id=[query_id('gsm8k', q) for q in df.question], dataset='gsm8k', split=df.split.values, subject=None,
         question=df.question.values, choices=None, gold=[gsm8k_gold(a) for a in df.answer]))[QUERY_COLUMNS]
@@ -164,21 +174,25 @@ def _mmlu_local(d:Path):
         found = _local_split(d/'mmlu', split, '')
         if found is None: continue
         if found[0] == 'parquet':   # the hub's file: question, subject, choices, answer
-            out[split] = _load_dataset('parquet', data_files=str(found[1]), split='train').to_pandas()[['question', 'choices', 'answer', 'subject']]
+            out[split] = (_load_dataset('parquet', data_files=str(found[1]), split='train').to_pandas()
+                          [['question', 'choices', 'answer', 'subject']])
             continue
         files = sorted(found[1].glob(f'*_{split}.csv'))
         subj = {f.name[:-len(f'_{split}.csv')]: str(f) for f in files}
-        ds = _load_dataset('csv', data_files=subj, keep_default_na=False)  # the option 'None' is text, not a missing value
+        # the option 'None' is text, not a missing value
+        ds = _load_dataset('csv', data_files=subj, keep_default_na=False)
         parts = []
         for s in subj:
             p = ds[s].to_pandas()
             need = {'question', 'choice0', 'choice1', 'choice2', 'choice3', 'answer'}
-            if not need <= set(p.columns): raise InputError(f"expected columns {sorted(need)}, got {list(p.columns)}", file=subj[s])
+            if not need <= set(p.columns):
+                raise InputError(f"expected columns {sorted(need)}, got {list(p.columns)}", file=subj[s])
             p['subject'] = s
             p['choices'] = p[['choice0', 'choice1', 'choice2', 'choice3']].astype(str).values.tolist()
             parts.append(p[['question', 'choices', 'answer', 'subject']])
         out[split] = pd.concat(parts, ignore_index=True)
-    if 'test' not in out: raise InputError("expected per-subject CSV files in mmlu/test/ (or the hub's mmlu/test.parquet)", file=d/'mmlu')
+    if 'test' not in out:
+        raise InputError("expected per-subject CSV files in mmlu/test/ (or the hub's mmlu/test.parquet)", file=d/'mmlu')
     return out
 
 def _mmlu_hub():
@@ -217,7 +231,8 @@ def load_queries(dataset:str, # 'gsm8k' or 'mmlu'
                 )->pd.DataFrame:
     "The Queries table of a dataset: query_id, dataset, split, subject, question, choices, gold"
     key = dataset.lower()
-    if key not in DATASETS: raise InputError(f"unknown dataset {dataset!r} (--dataset); expected one of {', '.join(sorted(DATASETS))}", field='dataset')
+    if key not in DATASETS: raise InputError(f"unknown dataset {dataset!r} (--dataset); "
+                                             f"expected one of {', '.join(sorted(DATASETS))}", field='dataset')
     df = DATASETS[key]()
     df = df.drop_duplicates('query_id').reset_index(drop=True)
     if splits is not None:
@@ -280,17 +295,21 @@ OUTCOME_FILES = {
 def outcome_url(kind:str, # 'routerdc' or 'routerbench'
                 name:str, # a file name of that release, e.g. 'gsm8k-test.json'
                )->str:
-    "The URL a release file is fetched from: `$LLMROUTE_OUTCOMES_URL` (default GitHub's raw files at the pinned commit) + its path"
+    ("The URL a release file is fetched from: `$LLMROUTE_OUTCOMES_URL` "
+     "(default GitHub's raw files at the pinned commit) + its path")
     path, _ = _outcome_entry(kind, name)
-    base = os.environ.get('LLMROUTE_OUTCOMES_URL') or f"https://raw.githubusercontent.com/{OUTCOME_REPO}/{OUTCOME_COMMIT}"
+    base = (os.environ.get('LLMROUTE_OUTCOMES_URL')
+            or f"https://raw.githubusercontent.com/{OUTCOME_REPO}/{OUTCOME_COMMIT}")
     return base.rstrip('/') + '/' + path
 
 # %% ../nbs/01_data.ipynb #3ff430e7
 def _outcome_entry(kind, name):
     "(repository path, sha256) of a release file; `InputError` naming what exists when it is unknown"
-    if kind not in OUTCOME_FILES: raise InputError(f"unknown outcome release {kind!r}; expected one of {', '.join(OUTCOME_FILES)}", field='kind')
+    if kind not in OUTCOME_FILES: raise InputError(f"unknown outcome release {kind!r}; "
+                                                   f"expected one of {', '.join(OUTCOME_FILES)}", field='kind')
     if name not in OUTCOME_FILES[kind]:
-        raise InputError(f"no file {name!r} in the {kind} release; it has {', '.join(OUTCOME_FILES[kind])}", field='name')
+        raise InputError(f"no file {name!r} in the {kind} release; it has {', '.join(OUTCOME_FILES[kind])}",
+                         field='name')
     return OUTCOME_FILES[kind][name]
 
 # %% ../nbs/01_data.ipynb #5c9dace2
@@ -298,7 +317,8 @@ def outcome_file(kind:str, # 'routerdc' or 'routerbench'
                  name:str, # a file name of that release, e.g. 'gsm8k-test.json', 'mbpp_test.csv'
                  download_missing:bool=True, # fetch it when neither the data folder nor the cache has it
                 )->Path:
-    "A local path to a public outcome file: the data folder's copy, else the cache's, else downloaded (checked by sha256)"
+    ("A local path to a public outcome file: the data folder's copy, else the cache's, "
+     "else downloaded (checked by sha256)")
     _, sha = _outcome_entry(kind, name)
     d = data_dir()
     if d is not None and (d/kind/name).is_file(): return d/kind/name
@@ -306,7 +326,8 @@ def outcome_file(kind:str, # 'routerdc' or 'routerbench'
     if p.is_file():
         if sha256_file(p) == sha: return p
         p.unlink()                     # a stale or damaged copy: fetch it again
-    if not download_missing: raise InputError(f"not in the data folder ({d}) nor the cache; expected it at {p}", file=name)
+    if not download_missing:
+        raise InputError(f"not in the data folder ({d}) nor the cache; expected it at {p}", file=name)
     return download(outcome_url(kind, name), p, sha)
 
 # %% ../nbs/01_data.ipynb #c73eb3b4
@@ -329,7 +350,8 @@ def _check_need(need:str)->str:
 
 def data_sources(needs, # data-folder paths: 'routerdc/<file>', 'routerbench/<file>', 'gsm8k', 'mmlu'
                 )->list:
-    "(need, path in a data folder, URL, sha256 or None) for every file of `needs`; a query dataset is its hub parquet files"
+    ("(need, path in a data folder, URL, sha256 or None) for every file of `needs`; "
+     "a query dataset is its hub parquet files")
     rows = []
     for need in needs:
         if _check_need(need) in HUB_DATASETS:
@@ -355,7 +377,8 @@ def local_copy(need:str, # a data-folder path, as in `data_sources`
 
 # %% ../nbs/01_data.ipynb #4d690dee
 def _fetch_file(url, dest, sha, down:dict)->Path:
-    "download() unless its host is known down (or is the hub while HF_HUB_OFFLINE is set); records a host that does not answer"
+    ("download() unless its host is known down (or is the hub while HF_HUB_OFFLINE is set); "
+     "records a host that does not answer")
     host = urlparse(url).netloc
     if host == _hub_host() and hub_offline(): down.setdefault(host, 'HF_HUB_OFFLINE is set')
     if host in down: raise UnreachableError(f"{host} not reached", host=host, why=down[host])
@@ -368,7 +391,8 @@ def _fetch_need(need:str, out:Path|None, down:dict):
     if need in HUB_DATASETS:
         if out is None:
             if have is not None: return have
-            if _hub_host() in down: raise UnreachableError(f"{_hub_host()} not reached", host=_hub_host(), why=down[_hub_host()])
+            if _hub_host() in down:
+                raise UnreachableError(f"{_hub_host()} not reached", host=_hub_host(), why=down[_hub_host()])
             try:
                 if need == 'gsm8k': _gsm8k_raw('train'); _gsm8k_raw('test')
                 else: _mmlu_hub()
@@ -410,6 +434,7 @@ def fetch_data(needs, # data-folder paths: 'routerdc/<file>', 'routerbench/<file
         d = data_dir()
         raise InputError(f"{len(failed)} of {len(needs)} files or folders the study needs are missing: "
                          + "; ".join(f"{w}: {', '.join(ns)}" for w, ns in why.items())
-                         + f". Looked in the data folder ({d or 'none: LLMROUTE_DATA_DIR is unset'}) and the cache ({cache_dir('outcomes')}). "
+                         + f". Looked in the data folder ({d or 'none: LLMROUTE_DATA_DIR is unset'}) "
+                         f"and the cache ({cache_dir('outcomes')}). "
                          f"Set LLMROUTE_DATA_DIR to a folder laid out as {DATA_LAYOUT} ({FETCH_HINT})")
     return got

@@ -24,7 +24,8 @@ def check_texts(texts, # the query texts: a list, tuple, array or pandas Series 
     if isinstance(texts, str): raise InputError(f"expected a list of strings, got one string", field=field)
     texts = list(texts.tolist() if hasattr(texts, 'tolist') else texts)
     bad = [i for i,t in enumerate(texts) if not isinstance(t, str)]
-    if bad: raise InputError(f"expected a string, got {type(texts[bad[0]]).__name__}", row=bad if len(bad)>1 else bad[0], field=field)
+    if bad: raise InputError(f"expected a string, got {type(texts[bad[0]]).__name__}",
+                             row=bad if len(bad)>1 else bad[0], field=field)
     return texts
 
 # %% ../nbs/06_features.ipynb #480f388f
@@ -35,14 +36,15 @@ def _load_tokenize(tokenizer):
         return AutoTokenizer.from_pretrained(str(tokenizer)).tokenize
     if hasattr(tokenizer, 'tokenize'): return tokenizer.tokenize
     if callable(tokenizer): return tokenizer
-    raise InputError(f"tokenizer must be a name/path, a tokenizer or a function, got {type(tokenizer).__name__}", field='tokenizer')
+    raise InputError(f"tokenizer must be a name/path, a tokenizer or a function, got {type(tokenizer).__name__}",
+                     field='tokenizer')
 
 class TfidfFeaturizer:
     "TF-IDF features of query texts: word/char n-grams, or a model tokenizer's tokens (the paper's variant)"
     def __init__(self,
                  analyzer:str='word', # 'word', 'char' or 'char_wb' (ignored when `tokenizer` is given)
                  ngram_range:tuple=(1,2), # n-gram lengths
-                 tokenizer=None, # a HF tokenizer name/path or object, or a str -> list[str] function: TF-IDF over its tokens
+                 tokenizer=None, # HF tokenizer (name/path/object) or str -> list[str] function: TF-IDF over its tokens
                  min_df=1, # drop terms in fewer documents (int) or a smaller share of them (float)
                  max_df=1.0, # drop terms in a larger share of documents
                  lowercase:bool=True, # lowercase before tokenizing
@@ -50,14 +52,16 @@ class TfidfFeaturizer:
                  max_features:int|None=50_000, # keep the most frequent terms only
                 ):
         self.analyzer,self.ngram_range,self.tokenizer = analyzer,tuple(ngram_range),tokenizer
-        self.min_df,self.max_df,self.lowercase,self.sublinear_tf,self.max_features = min_df,max_df,lowercase,sublinear_tf,max_features
+        self.min_df,self.max_df,self.lowercase,self.sublinear_tf,self.max_features = (min_df,max_df,lowercase,
+                                                                                     sublinear_tf,max_features)
         self._tok, self.vectorizer_ = None, None
 
     @classmethod
     def paper(cls, tokenizer, # the model tokenizer (the paper used gemma-7b-it's)
              ):
         "The paper's clustering features: TF-IDF over `tokenizer`'s tokens, min_df=0.05, max_df=0.95, case kept"
-        return cls(tokenizer=tokenizer, ngram_range=(1,1), min_df=0.05, max_df=0.95, lowercase=False, sublinear_tf=False, max_features=None)
+        return cls(tokenizer=tokenizer, ngram_range=(1,1), min_df=0.05, max_df=0.95, lowercase=False,
+                   sublinear_tf=False, max_features=None)
 
     def _tokenize(self, s):
         if self._tok is None: self._tok = _load_tokenize(self.tokenizer)
@@ -82,7 +86,8 @@ class TfidfFeaturizer:
         return self.vectorizer_.transform(check_texts(texts)).tocsr()
 
     def fit_transform(self, texts, y=None)->sp.csr_matrix:
-        "fit, then transform the same texts (kept as two passes: sklearn's one-pass fit_transform differs in the last bits)"
+        ("fit, then transform the same texts "
+         "(kept as two passes: sklearn's one-pass fit_transform differs in the last bits)")
         return self.fit(texts).transform(texts)
 
     @property
@@ -104,7 +109,8 @@ def model_key(model, # a sentence-transformers id or a local folder
     "A short hash naming a model's cache folder: a local folder's name and file sizes, else its id"
     p = Path(str(model)).expanduser()
     if p.is_dir():
-        files = sorted((str(f.relative_to(p)), f.stat().st_size) for f in p.rglob('*') if f.is_file() and not f.name.startswith('.'))
+        files = sorted((str(f.relative_to(p)), f.stat().st_size) for f in p.rglob('*')
+                       if f.is_file() and not f.name.startswith('.'))
         ident = json.dumps([p.name, files])
     else: ident = str(model)
     return hashlib.sha1(f"{ident}\x1fnormalize={normalize}".encode()).hexdigest()[:16]
@@ -129,7 +135,8 @@ class EmbeddingFeaturizer:
                  exact:bool=True, # on the CPU, run the encoder in float64 and keep float32: batch-independent vectors
                 ):
         self.model = str(model) if model is not None else default_embedding_model()
-        self.batch_size,self.normalize,self.cache,self.device,self.show_progress = batch_size,normalize,cache,device,show_progress
+        self.batch_size,self.normalize,self.cache,self.device,self.show_progress = (batch_size,normalize,cache,device,
+                                                                                    show_progress)
         self.exact = exact
         self._st, self._mem, self._loaded, self._cache_path = None, {}, set(), None
         self.n_computed = 0
@@ -138,7 +145,8 @@ class EmbeddingFeaturizer:
     def cache_path(self)->Path:
         "The folder of this model's embeddings (the model folder is hashed once per featurizer)"
         if self._cache_path is None:
-            key = model_key(self.model, self.normalize) + ('-f64' if self._float64 else '')   # float32 vectors are another cache
+            # float32 vectors are another cache
+            key = model_key(self.model, self.normalize) + ('-f64' if self._float64 else '')
             self._cache_path = cache_dir('embeddings', key)
         return self._cache_path
 
@@ -180,7 +188,8 @@ class EmbeddingFeaturizer:
         if todo:
             by_key = dict(zip(keys, texts))
             emb = self._encoder().encode([by_key[k] for k in todo], batch_size=self.batch_size, convert_to_numpy=True,
-                                         normalize_embeddings=self.normalize, show_progress_bar=self.show_progress).astype(np.float32)
+                                         normalize_embeddings=self.normalize,
+                                         show_progress_bar=self.show_progress).astype(np.float32)
             self._mem.update(zip(todo, emb))
             if self.cache: self._write_cache(todo, emb)
         if not keys: return np.zeros((0, self.dim), np.float32)
@@ -196,7 +205,8 @@ class EmbeddingFeaturizer:
         return self._encoder().get_sentence_embedding_dimension()
 
     def __getstate__(self):
-        d = self.__dict__.copy(); d.update(_st=None, _mem={}, _loaded=set(), _cache_path=None)  # never pickle the encoder or the cache
+        # never pickle the encoder or the cache
+        d = self.__dict__.copy(); d.update(_st=None, _mem={}, _loaded=set(), _cache_path=None)
         return d
 
 # %% ../nbs/06_features.ipynb #787638f1
@@ -206,8 +216,8 @@ def encode(self:EmbeddingFeaturizer, texts, # texts to embed
     "(n, dim) float32 embeddings computed now, without the cache (for serving: each text is new)"
     texts = check_texts(texts)
     if not texts: return np.zeros((0, self.dim), np.float32)
-    return self._encoder().encode(texts, batch_size=self.batch_size, convert_to_numpy=True, normalize_embeddings=self.normalize,
-                                  show_progress_bar=False).astype(np.float32)
+    return self._encoder().encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
+                                  normalize_embeddings=self.normalize, show_progress_bar=False).astype(np.float32)
 
 # %% ../nbs/06_features.ipynb #ff2e151d
 def content_key(model, # a local model folder (or a hub id, hashed as a name)
@@ -234,7 +244,9 @@ def distill_static(model=None, # a local sentence-transformers folder (default: 
     dst = cache_dir('static')/content_key(model, pca_dims, model2vec.__version__)
     if (dst/'model.safetensors').exists(): return dst
     try: from model2vec.distill import distill
-    except ImportError as e: raise ImportError(f"distilling static embeddings needs model2vec's distillation extras (skeletoken): {e}") from None
+    except ImportError as e:
+        raise ImportError("distilling static embeddings needs model2vec's distillation extras "
+                          f"(skeletoken): {e}") from None
     old = os.environ.get('TQDM_DISABLE'); os.environ['TQDM_DISABLE'] = '1'
     try: sm = distill(model_name=model, pca_dims=pca_dims)
     finally:
@@ -295,7 +307,8 @@ class StaticEmbeddingFeaturizer:
         return d
 
     def _save_extra(self, path):
-        "Write the static model into `path/static`, so a saved featurizer needs neither the source encoder nor the cache"
+        ("Write the static model into `path/static`, "
+         "so a saved featurizer needs neither the source encoder nor the cache")
         self._static().save_pretrained(str(Path(path)/'static'))
 
     def _load_extra(self, path):
@@ -311,7 +324,8 @@ class ConcatFeaturizer:
         if not featurizers: raise InputError("ConcatFeaturizer needs at least one featurizer")
         self.featurizers = list(featurizers)
         self.weights = list(weights) if weights is not None else [1.0]*len(featurizers)
-        if len(self.weights) != len(self.featurizers): raise InputError(f"{len(self.weights)} weights for {len(self.featurizers)} featurizers", field='weights')
+        if len(self.weights) != len(self.featurizers):
+            raise InputError(f"{len(self.weights)} weights for {len(self.featurizers)} featurizers", field='weights')
 
     def fit(self, texts, y=None):
         "Fit every part"

@@ -18,7 +18,8 @@ MAX_COLOURS, MAX_ROWS, OTHERS = 10, 30, 'others'
 def top_columns(w:pd.DataFrame, # rows: methods, columns: models, values: shares of queries
                 k:int=MAX_COLOURS, # most columns kept, "others" included
                )->pd.DataFrame:
-    "`w` with its `k - 1` largest columns (total share over the rows; ties by column order) and an 'others' column summing the rest"
+    ("`w` with its `k - 1` largest columns (total share over the rows; ties by column order) "
+     "and an 'others' column summing the rest")
     if w.shape[1] <= k: return w
     keep = w.sum().sort_values(ascending=False, kind='stable').index[:k - 1]
     return w[[c for c in w.columns if c in keep]].assign(**{OTHERS: w.drop(columns=keep).sum(axis=1)})
@@ -41,8 +42,8 @@ def write_figures(full:pd.DataFrame, # `methods.csv`'s table
     sns.set_theme(style='whitegrid', context='notebook')
     fig_dir = Path(fig_dir); fig_dir.mkdir(parents=True, exist_ok=True); paths = []
     def save(fig, what):
-        p = fig_dir/f'{name}-{what}.png'; fig.tight_layout(); fig.savefig(p, dpi=110, metadata={'Software': None}); plt.close(fig)
-        paths.append(p)
+        p = fig_dir/f'{name}-{what}.png'; fig.tight_layout(); fig.savefig(p, dpi=110, metadata={'Software': None})
+        plt.close(fig); paths.append(p)
     hue = [f for f in FAMILY_ORDER if f in set(full.family)]
     singles = full.method[full.family == 'single'].tolist()
     label = dict(zip(singles, short_names(singles))).get   # one consistent, unique short label per model
@@ -53,14 +54,17 @@ def write_figures(full:pd.DataFrame, # `methods.csv`'s table
         d = full[full.family != 'bound']
         for r, c in (curves.groupby('router', sort=False) if len(curves) else []):
             ax.plot(c.mean_latency, c.accuracy, lw=0.8, alpha=0.35, color='grey')
-        sns.scatterplot(data=d, x='x_latency_or_proxy', y='accuracy', hue='family', hue_order=hue, style='family', s=70, ax=ax)
+        sns.scatterplot(data=d, x='x_latency_or_proxy', y='accuracy', hue='family', hue_order=hue, style='family',
+                        s=70, ax=ax)
         ach = d[d.family != 'oracle']  # the oracle needs the test labels: it bounds the front, it is not on it
         front = ach[pareto_front(ach.x_latency_or_proxy, ach.accuracy)].sort_values('x_latency_or_proxy')
         ax.plot(front.x_latency_or_proxy, front.accuracy, 'k--', lw=1, label='Pareto front (achievable methods)')
         for _, r in d[d.family.isin(['single', 'oracle', 'auto'])].iterrows():
-            ax.annotate(label(r.method, r.method), (r.x_latency_or_proxy, r.accuracy), fontsize=7, xytext=(3, 3), textcoords='offset points')
+            ax.annotate(label(r.method, r.method), (r.x_latency_or_proxy, r.accuracy), fontsize=7, xytext=(3, 3),
+                        textcoords='offset points')
         ax.legend(fontsize=8, loc='best')
-        ax.set(xlabel=xlabel, ylabel='test accuracy (%)', title=f'{name}: accuracy against latency (grey: tradeoff curves)')
+        ax.set(xlabel=xlabel, ylabel='test accuracy (%)',
+               title=f'{name}: accuracy against latency (grey: tradeoff curves)')
         save(fig, 'accuracy_latency')
     elif shares is not None and len(shares):
         # 1b. no latency: where each method sends the test queries
@@ -69,14 +73,17 @@ def write_figures(full:pd.DataFrame, # `methods.csv`'s table
         w = top_columns(shares[shares.method.isin(keep)].pivot(index='method', columns='model', values='share')
                         .reindex(keep)[list(dict.fromkeys(shares.model))], MAX_COLOURS)
         fig, ax = plt.subplots(figsize=(9, 0.32 * len(w) + 2.2))
-        left = np.zeros(len(w)); pal = sns.color_palette('tab10' if w.shape[1] <= 10 else 'husl', n_colors=max(10, w.shape[1]))  # a colour per model
+        left = np.zeros(len(w))
+        pal = sns.color_palette('tab10' if w.shape[1] <= 10 else 'husl',
+                                n_colors=max(10, w.shape[1]))  # a colour per model
         for j, m in enumerate(w.columns):
             ax.barh(np.arange(len(w)), w[m].to_numpy(), left=left, color='lightgrey' if m == OTHERS else pal[j],
                     label=label(m, m), height=0.8)
             left += w[m].to_numpy()
         ax.set_yticks(np.arange(len(w)), w.index, fontsize=7); ax.invert_yaxis(); ax.set_xlim(0, 1)
         ax.legend(fontsize=7, ncol=min(4, w.shape[1]), loc='upper center', bbox_to_anchor=(0.5, -0.12), frameon=False)
-        ax.set(xlabel='share of test queries sent to each model', title=f'{name}: where each method routes (no latency in the data)')
+        ax.set(xlabel='share of test queries sent to each model',
+               title=f'{name}: where each method routes (no latency in the data)')
         save(fig, 'routing_shares')
     # 2. single LLMs with the oracle line; the best single LLM of val marked (a large pool: the top ones and the best)
     s_all = full[full.family == 'single'].sort_values('accuracy', ascending=False, kind='stable')
@@ -84,36 +91,48 @@ def write_figures(full:pd.DataFrame, # `methods.csv`'s table
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(s) + 1.8))
     cols = [sns.color_palette()[1] if m in bests else sns.color_palette()[0] for m in s.method]
     ax.barh(np.arange(len(s)), s.accuracy, color=cols, height=0.7)
-    ax.set_yticks(np.arange(len(s)), [label(m, m) + ('  (best on val)' if m in bests else '') for m in s.method]); ax.invert_yaxis()
-    ax.errorbar(s.accuracy, np.arange(len(s)), xerr=[s.accuracy - s.ci_low, s.ci_high - s.accuracy], fmt='none', ecolor='k', capsize=3)
+    ax.set_yticks(np.arange(len(s)), [label(m, m) + ('  (best on val)' if m in bests else '') for m in s.method])
+    ax.invert_yaxis()
+    ax.errorbar(s.accuracy, np.arange(len(s)), xerr=[s.accuracy - s.ci_low, s.ci_high - s.accuracy], fmt='none',
+                ecolor='k', capsize=3)
     for m, st_ in [('oracle', 'r-'), ('random', 'g:')]:
-        if m in set(full.method): ax.axvline(full.set_index('method').loc[m, 'accuracy'], color=st_[0], ls=st_[1:], label=m)
+        if m in set(full.method):
+            ax.axvline(full.set_index('method').loc[m, 'accuracy'], color=st_[0], ls=st_[1:], label=m)
     ax.legend(fontsize=8, loc='lower right')
     rest = s_all[~s_all.method.isin(s.method)]
-    more = f"\n{len(rest)} more models not shown ({rest.accuracy.min():.1f}-{rest.accuracy.max():.1f}%)" if len(rest) else ''
+    more = (f"\n{len(rest)} more models not shown ({rest.accuracy.min():.1f}-{rest.accuracy.max():.1f}%)"
+            if len(rest) else '')
     ax.set(xlabel='test accuracy (%) with 95% bootstrap interval', ylabel='',
            title=f'{name}: single LLMs and the oracle (orange: best on val){more}')
     save(fig, 'models')
     # 3. gains with paired intervals
-    g = full[full.family.isin(['bound', 'baseline', 'router', 'policy', 'auto', 'oracle'])].sort_values('gain', kind='stable')
+    g = (full[full.family.isin(['bound', 'baseline', 'router', 'policy', 'auto', 'oracle'])]
+         .sort_values('gain', kind='stable'))
     fig, ax = plt.subplots(figsize=(8, 0.3 * len(g) + 1.8))
     cmap = dict(zip(FAMILY_ORDER, sns.color_palette(n_colors=len(FAMILY_ORDER))))
-    ax.errorbar(g.gain, np.arange(len(g)), xerr=[g.gain - g.gain_ci_low, g.gain_ci_high - g.gain], fmt='none', ecolor='grey', capsize=2)
+    ax.errorbar(g.gain, np.arange(len(g)), xerr=[g.gain - g.gain_ci_low, g.gain_ci_high - g.gain], fmt='none',
+                ecolor='grey', capsize=2)
     ax.scatter(g.gain, np.arange(len(g)), c=[cmap[f] for f in g.family], zorder=3)
     ax.set_yticks(np.arange(len(g)), g.method, fontsize=7); ax.axvline(0, color='k', lw=0.8)
-    ax.set(xlabel='gain over the best single LLM of val (points, paired 95% interval)', title=f'{name}: gain of each method')
+    ax.set(xlabel='gain over the best single LLM of val (points, paired 95% interval)',
+           title=f'{name}: gain of each method')
     save(fig, 'gains')
     # 4. cluster stability, against a held-out estimate of each cluster's best
     if stab is not None and len(stab):
         fig, ax = plt.subplots(figsize=(6.5, 5.8))
         d = stab.dropna(subset=['test_acc_heldout_best'])
-        sns.scatterplot(data=d, x='test_acc_heldout_best', y='test_acc_train_choice', size='n_test', ax=ax, legend='brief')
+        sns.scatterplot(data=d, x='test_acc_heldout_best', y='test_acc_train_choice', size='n_test', ax=ax,
+                        legend='brief')
         ax.plot([0, 100], [0, 100], 'k:', lw=0.8)
-        ax.set(xlabel="test accuracy of the best model of held-out test rows (%)", ylabel="test accuracy of train's choice (%)",
+        ax.set(xlabel="test accuracy of the best model of held-out test rows (%)",
+               ylabel="test accuracy of train's choice (%)",
                title=f"{name}: per cluster, train's choice against a held-out best")
-        ax.text(0.01, 0.01, f"same-row best (optimistic by construction) agrees in {int(stab.agree.sum())}/{len(stab)} clusters;\n"
-                            f"means: train's choice {stab.test_acc_train_choice.mean():.1f}%, held-out best {d.test_acc_heldout_best.mean():.1f}%, "
-                            f"same-row best {stab.test_acc_test_best.mean():.1f}%", transform=ax.transAxes, fontsize=7, va='bottom')
+        ax.text(0.01, 0.01, f"same-row best (optimistic by construction) agrees in "
+                            f"{int(stab.agree.sum())}/{len(stab)} clusters;\n"
+                            f"means: train's choice {stab.test_acc_train_choice.mean():.1f}%, "
+                            f"held-out best {d.test_acc_heldout_best.mean():.1f}%, "
+                            f"same-row best {stab.test_acc_test_best.mean():.1f}%",
+                transform=ax.transAxes, fontsize=7, va='bottom')
         save(fig, 'cluster_stability')
     return paths
 

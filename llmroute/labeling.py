@@ -22,13 +22,15 @@ def check_dataset(dataset:str, # a dataset name such as 'gsm8k' or 'MMLU'
                  )->str:
     "The lower-case dataset name; `InputError` for a dataset whose answer format is unknown"
     d = str(dataset).strip().lower()
-    if d not in ANSWER_FORMATS: raise InputError(f"unknown dataset {dataset!r}: expected one of {', '.join(ANSWER_FORMATS)}", field='dataset')
+    if d not in ANSWER_FORMATS: raise InputError(f"unknown dataset {dataset!r}: "
+                                                 f"expected one of {', '.join(ANSWER_FORMATS)}", field='dataset')
     return d
 
 # %% ../nbs/04_labeling.ipynb #218e99df
 def normalize_number(x, # a number or its text: '1,000', '$18.00', '-5', '3/4', 18.0
                     )->str|None:
-    "`x` as a canonical number string ('1000', '18', '-5', '0.75'; `llmroute.data.canonical_number`), or `None` when it is not a number"
+    ("`x` as a canonical number string ('1000', '18', '-5', '0.75'; `llmroute.data.canonical_number`), "
+     "or `None` when it is not a number")
     s = str(x)
     e = re.search(r"[eE]\s*\+?(\d{1,6})\s*$", s)
     prec = max(28, len(s) + (int(e[1]) if e else 0) + 8)      # every digit of the number and 6 decimals, exactly
@@ -47,7 +49,8 @@ _DATE_RE = re.compile(r"\b\d{1,4}/\d{1,2}/\d{1,4}\b")
 _FRAC_RE = re.compile(r"\\[dt]?frac\s*\{\s*(-?\d+)\s*\}\s*\{\s*(\d+)\s*\}")
 
 def _clean(text:str)->str:
-    "Numbers spelled in LaTeX as plain text (`\\frac{3}{4}` -> `3/4`, `1{,}000` -> `1,000`, `\\$` -> `$`), dates blanked"
+    ("Numbers spelled in LaTeX as plain text (`\\frac{3}{4}` -> `3/4`, `1{,}000` -> `1,000`, `\\$` -> `$`), "
+     "dates blanked")
     text = _DATE_RE.sub(' ', text.replace('{,}', ',').replace('\\$', '$').replace('\\!', ''))
     return _FRAC_RE.sub(r"\1/\2", text)
 
@@ -56,7 +59,8 @@ def find_numbers(text:str, # any text
     "Every number in `text` as (start offset, canonical string), in order"
     out = []
     for m in _NUM_RE.finditer(text):
-        s = ('-' if m['neg'] else '') + (m['int'] or '0') + (m['dec'] or m['dec0'] or '') + (f"/{m['den']}" if m['den'] else '')
+        s = (('-' if m['neg'] else '') + (m['int'] or '0') + (m['dec'] or m['dec0'] or '')
+             + (f"/{m['den']}" if m['den'] else ''))
         c = normalize_number(s)
         if c is not None: out.append((m.start(), c))
     return out
@@ -146,7 +150,8 @@ def is_correct(pred:str|None, # an extracted answer (`extract_answer`), None whe
                gold, # the gold answer: a number or its text (GSM8K), a letter or 0-3 (MMLU)
                dataset:str, # 'gsm8k' or 'mmlu'
               )->bool:
-    "Whether `pred` is the gold answer: numerically (GSM8K, absolute tolerance 1e-6, exact for any length) or as a letter (MMLU)"
+    ("Whether `pred` is the gold answer: numerically (GSM8K, absolute tolerance 1e-6, exact for any length) "
+     "or as a letter (MMLU)")
     d = check_dataset(dataset)
     if pred is None or gold is None: return False
     if d == 'gsm8k':
@@ -184,11 +189,12 @@ def sc_correct(n_correct:int, # how many samples are correct
 def check_gold(gold, # a query's gold answer: a number or its text (GSM8K), a letter A-D or 0-3 (MMLU)
                dataset:str, # 'gsm8k' or 'mmlu'
               )->str:
-    "The gold answer in canonical form; `InputError` (field 'gold') when it is missing or not an answer of the dataset's format"
+    ("The gold answer in canonical form; `InputError` (field 'gold') when it is missing "
+     "or not an answer of the dataset's format")
     d = check_dataset(dataset)
     if gold is None or (isinstance(gold, float) and math.isnan(gold)) or (isinstance(gold, str) and not gold.strip()):
-        raise InputError(f"no gold answer ({gold!r}); expected a {ANSWER_FORMATS[d]} for every query: without it every response "
-                         "would be marked wrong", field='gold')
+        raise InputError(f"no gold answer ({gold!r}); expected a {ANSWER_FORMATS[d]} for every query: "
+                         "without it every response would be marked wrong", field='gold')
     if d == 'gsm8k':
         g = normalize_number(gold)
         if g is None: raise InputError(f"gold {gold!r} is not a number; expected a {ANSWER_FORMATS[d]}", field='gold')

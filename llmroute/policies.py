@@ -43,7 +43,8 @@ def ranked_argmax(P, # (n, K) scores, higher is better
 
 # %% ../nbs/06a_policies.ipynb #11396cab
 class Policy:
-    "Base class: choose one model per query from (n, K) confidences; ties go to the models ranked first on the fit split"
+    ("Base class: choose one model per query from (n, K) confidences; "
+     "ties go to the models ranked first on the fit split")
     needs_fit = False
     def fit(self, P, # (n, K) router confidences on the split to fit on
             C, # (n, K) 0/1 correctness on that split
@@ -62,7 +63,8 @@ class Policy:
         "Queries the paper's evaluation counts as failed whatever their label: none, unless the policy says so"
         return np.zeros(len(P), bool)
     def __call__(self, P, latency=None): return self.choose(P, latency)
-    def __repr__(self): return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k,v in vars(self).items() if not k.endswith('_'))})"
+    def __repr__(self):
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k,v in vars(self).items() if not k.endswith('_'))})"
 
 def _P(P):
     P = np.asarray(P, dtype=float)
@@ -88,7 +90,7 @@ class SelectRandom(ConfArgMax):
         P = _P(P); ch = self._argmax(P)
         low = np.nonzero(P.max(1) <= self.below)[0]
         if len(low):
-            r = getattr(self, 'rank_', np.arange(P.shape[1]))        # equal confidences: in rank order, not column order
+            r = getattr(self, 'rank_', np.arange(P.shape[1]))   # equal confidences: in rank order, not column order
             tops = r[np.argsort(-P[low][:, r], axis=1, kind='stable')][:, :min(self.top, P.shape[1])]
             pick = np.random.default_rng(self.seed).integers(0, tops.shape[1], len(low))
             ch[low] = tops[np.arange(len(low)), pick]
@@ -96,12 +98,14 @@ class SelectRandom(ConfArgMax):
 
 # %% ../nbs/06a_policies.ipynb #0eddba72
 class Prediction(Policy):
-    "P3 / P4: regress the confidence of the first correct model; route by the paper's coded rule (argmax c) or the closest-confidence variant"
+    ("P3 / P4: regress the confidence of the first correct model; "
+     "route by the paper's coded rule (argmax c) or the closest-confidence variant")
     needs_fit = True
     def __init__(self, sort:bool=False, # P4: order models by ascending correct-rate on the fit split first
-                 rule:str='paper', # 'paper': argmax c_k - ŷ (= argmax c, the paper's code); 'closest': argmin |c_k - ŷ| (inferred variant)
+                 rule:str='paper', # 'paper': argmax c_k-ŷ (= argmax c, as coded); 'closest': argmin |c_k-ŷ| (inferred)
                 ):
-        if rule not in ('closest', 'paper'): raise InputError(f"rule must be 'closest' or 'paper', got {rule!r}", field='rule')
+        if rule not in ('closest', 'paper'):
+            raise InputError(f"rule must be 'closest' or 'paper', got {rule!r}", field='rule')
         self.sort,self.rule = sort,rule
     def fit(self, P, C, latency=None):
         P, C = _P(P), np.asarray(C)
@@ -109,7 +113,8 @@ class Prediction(Policy):
         # fix 2 (and no test labels): the order comes from the fit split's own labels. The pool's order is made of data
         # too: P3's "first" is the best-ranked model (`model_rank`), P4's the rarest correct (equal rates in rank order)
         pos = np.argsort(self.rank_); rate = C.mean(0)
-        self.order_ = np.array(sorted(range(P.shape[1]), key=lambda k: (rate[k], pos[k])), int) if self.sort else self.rank_
+        self.order_ = (np.array(sorted(range(P.shape[1]), key=lambda k: (rate[k], pos[k])), int) if self.sort
+                       else self.rank_)
         Ps, Cs = P[:, self.order_], C[:, self.order_]
         first = Cs.argmax(1)
         y = np.where(Cs.any(1), Ps[np.arange(len(Ps)), first], 0.5)  # fix 1: targets of the same rows
@@ -117,7 +122,8 @@ class Prediction(Policy):
         self.mse_ = float(np.mean((self.reg_.predict(Ps) - y)**2))
         return self
     def choose(self, P, latency=None):
-        if not hasattr(self, 'reg_'): raise ValueError("Prediction policy is not fitted: call fit(P, C) on a train or validation split")
+        if not hasattr(self, 'reg_'):
+            raise ValueError("Prediction policy is not fitted: call fit(P, C) on a train or validation split")
         Ps = _P(P)[:, self.order_]
         yhat = self.reg_.predict(Ps)[:, None]
         if self.rule == 'paper': return self._argmax(P)   # argmax_k (c_k - ŷ) = argmax_k c_k
@@ -138,7 +144,8 @@ class Utility(Policy):
         P = _P(P)
         cost = self.cost if self.cost is not None else latency
         if cost is None:
-            if self.lam: raise InputError("Utility policy with lam > 0 needs a latency or cost per model (fit(..., latency=) or Utility(cost=))", field='latency')
+            if self.lam: raise InputError("Utility policy with lam > 0 needs a latency or cost per model "
+                                          "(fit(..., latency=) or Utility(cost=))", field='latency')
             return self._argmax(P)
         return self._argmax(P - self.lam*np.asarray(cost, float)[None])
 
@@ -187,7 +194,8 @@ class Safe(Policy):
             self.margin_ = tune_margin(P, C, self.best_, self.margins, self.rank_)  # ties: the safest
         return self
     def choose(self, P, latency=None):
-        if not hasattr(self, 'best_'): raise ValueError("Safe policy is not fitted: call fit(P, C) on a validation split")
+        if not hasattr(self, 'best_'):
+            raise ValueError("Safe policy is not fitted: call fit(P, C) on a validation split")
         return safe_choice(_P(P), self.best_, self.margin_, self.rank_)
 
 # %% ../nbs/06a_policies.ipynb #049b2ddf
@@ -227,5 +235,6 @@ def make_policy(policy, # a `Policy`, a name in `POLICIES`, or None (ConfArgMax)
     "A policy object from a name or a policy"
     if policy is None: return ConfArgMax(**kwargs)
     if isinstance(policy, Policy): return policy
-    if policy not in POLICIES: raise InputError(f"unknown policy {policy!r}; expected one of {sorted(POLICIES)}", field='policy')
+    if policy not in POLICIES:
+        raise InputError(f"unknown policy {policy!r}; expected one of {sorted(POLICIES)}", field='policy')
     return POLICIES[policy](**kwargs)

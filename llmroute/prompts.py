@@ -56,7 +56,8 @@ def gsm8k_exemplars()->list[tuple[str, str]]:
     tr, out = _train_solutions(), []
     for start in GSM8K_EXEMPLAR_STARTS:
         hit = tr[tr.question.str.startswith(start)]
-        if len(hit) != 1: raise InputError(f"expected one GSM8K train question starting {start!r}, found {len(hit)}", field='question')
+        if len(hit) != 1: raise InputError(f"expected one GSM8K train question starting {start!r}, found {len(hit)}",
+                                           field='question')
         q, a = hit.iloc[0].question, hit.iloc[0].answer
         steps, final = a.split('####')
         steps = ' '.join(re.sub(r'<<[^>]*>>', '', steps).split())
@@ -96,7 +97,8 @@ def build_prompt(query, # a row of the Queries table (dict or Series)
         q = query['question'] if ds == 'gsm8k' else query_text(query)[len('Question: '):]
         return ' \n '.join([fewshot_block(eq, ea) for eq,ea in exemplars] + [fewshot_block(q)])
     if tokenizer is None or not getattr(tokenizer, 'chat_template', None):
-        raise InputError("chat mode needs a tokenizer with a chat template; use mode='fewshot' for base models", field='tokenizer')
+        raise InputError("chat mode needs a tokenizer with a chat template; use mode='fewshot' for base models",
+                         field='tokenizer')
     kw = dict(tokenize=False, add_generation_prompt=not paper_generation_prompt)
     try: return tokenizer.apply_chat_template(chat_messages(query, system=True), **kw)
     except Exception as e:  # templates of Gemma and Mistral v0.1 refuse a system turn

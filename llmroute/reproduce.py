@@ -19,13 +19,15 @@ __all__ = ['ROUTERDC_FILES', 'ROUTERBENCH_FILES', 'MIXTURE_OOD', 'DEFAULT_STUDIE
 def study_template()->Path:
     "The parameterized study notebook `nbs/run_study.ipynb` of this checkout"
     p = (repo_root() or Path.cwd())/'nbs'/'run_study.ipynb'
-    if not p.exists(): raise InputError("the study notebook nbs/run_study.ipynb is not found (run from a source checkout)", file=p)
+    if not p.exists():
+        raise InputError("the study notebook nbs/run_study.ipynb is not found (run from a source checkout)", file=p)
     return p
 
 def portable_path(p, # a path
                   root=None, # the checkout (default: `repo_root()`, else the working directory)
                  )->str|None:
-    "`p` as the study notebook's parameters carry it: relative to the checkout, 'cache:<path>' in the cache, else absolute"
+    ("`p` as the study notebook's parameters carry it: relative to the checkout, 'cache:<path>' in the cache, "
+     "else absolute")
     if p is None: return None
     p, root = Path(p).resolve(), Path(root or repo_root() or Path.cwd()).resolve()
     for base, pre in ((root, ''), (cache_dir().resolve(), 'cache:')):
@@ -36,7 +38,8 @@ def portable_path(p, # a path
 def resolve_path(p, # a parameter written by `portable_path` (or any path)
                  root=None, # the checkout (default: `repo_root()`, else the working directory)
                 )->Path|None:
-    "The path a notebook parameter names: 'cache:x' in the cache, a relative path in the checkout, an absolute one as is"
+    ("The path a notebook parameter names: 'cache:x' in the cache, a relative path in the checkout, "
+     "an absolute one as is")
     if p is None: return None
     p = str(p)
     if p.startswith('cache:'): return cache_dir()/p[len('cache:'):]
@@ -47,7 +50,7 @@ def study_notebook(outcomes, # an outcomes file or an `OutcomeTable` (written to
                    out, # folder for the tables and figures
                    nb_out=None, # the executed notebook (default: out/study-<name>.ipynb)
                    template=None, # the notebook to run (default: `study_template()`)
-                   **params, # more parameters of run_study.ipynb: threshold, seed, dataset, features, n_boot, fig_dir, ...
+                   **params, # more run_study.ipynb parameters: threshold, seed, dataset, features, n_boot, fig_dir, ...
                   )->Path:
     "Run `nbs/run_study.ipynb` with papermill on `outcomes`; return the executed notebook's path"
     from llmroute.outcomes import OutcomeTable
@@ -61,13 +64,16 @@ def study_notebook(outcomes, # an outcomes file or an `OutcomeTable` (written to
     # paths relative to the checkout (or to the cache): the executed notebook names no machine's folders
     params = {k: (portable_path(v) if k == 'fig_dir' and v is not None else v) for k, v in params.items()}
     tpl = Path(template or study_template())
-    pkg_root = str(Path(__file__).resolve().parent.parent) if '__file__' in globals() else str(repo_root() or Path.cwd())
+    pkg_root = (str(Path(__file__).resolve().parent.parent) if '__file__' in globals()
+                else str(repo_root() or Path.cwd()))
     env_pp = os.environ.get('PYTHONPATH')
-    os.environ['PYTHONPATH'] = os.pathsep.join([pkg_root] + ([env_pp] if env_pp else []))  # the kernel imports this llmroute
+    # the kernel imports this llmroute
+    os.environ['PYTHONPATH'] = os.pathsep.join([pkg_root] + ([env_pp] if env_pp else []))
     failed = out/'STUDY_FAILED.txt'
     failed.unlink(missing_ok=True)
     try:
-        run_notebook(tpl, nb_out, dict(outcomes=portable_path(outcomes), name=name, out=portable_path(out), **params), cwd=tpl.parent)
+        run_notebook(tpl, nb_out, dict(outcomes=portable_path(outcomes), name=name, out=portable_path(out), **params),
+                     cwd=tpl.parent)
     except NotebookError as e:
         # not a finished study: no study.json (written last), and a note that says which notebook and cell failed
         (out/'study.json').unlink(missing_ok=True)
@@ -100,25 +106,30 @@ DEFAULT_STUDIES = ['gsm8k', 'mmlu', 'mixture', 'mixture-ood', *ROUTERBENCH_FILES
 @functools.lru_cache(maxsize=2)
 def _mixture(files:tuple):
     "RouterDC's benchmarks pooled, imported once for both `mixture` and `mixture-ood` (callers copy before changing it)"
-    from llmroute.outcomes import import_mixture
+    from llmroute.importers import import_mixture
     return import_mixture(list(files), ood=MIXTURE_OOD)
 
 def default_study_table(name:str, # 'gsm8k', 'mmlu', 'mixture' or a key of `ROUTERBENCH_FILES`
                        )->tuple:
     "(the outcome table of one of the default studies, its `study_notebook` settings)"
-    from llmroute.outcomes import import_routerdc, import_routerbench, OutcomeTable
+    from llmroute.outcomes import OutcomeTable
+    from llmroute.importers import import_routerdc, import_routerbench
     from llmroute.data import outcome_files
     if name in ROUTERDC_FILES:   # one benchmark: val from the test distribution (GSM8K's train file is contaminated)
         return import_routerdc(outcome_files('routerdc', ROUTERDC_FILES[name])), \
                dict(val_from='test', features=['tfidf', 'embedding'], finetune='minilm')
-    if name == 'mixture':   # RouterDC's benchmarks pooled; the out-of-distribution block is not part of the problem (see 'mixture-ood')
+    # RouterDC's benchmarks pooled; the out-of-distribution block is not part of the problem (see 'mixture-ood')
+    if name == 'mixture':
         t = _mixture(tuple(outcome_files('routerdc')))
-        return OutcomeTable(t.df[t.df.block == 'in'], file=t.file, info=t.info), dict(val_from='test', features=['tfidf'])
-    if name == 'mixture-ood':   # the out-of-distribution block: everything chosen on the in-distribution tasks, scored on the others
+        return (OutcomeTable(t.df[t.df.block == 'in'], file=t.file, info=t.info),
+                dict(val_from='test', features=['tfidf']))
+    # the out-of-distribution block: everything chosen on the in-distribution tasks, scored on the others
+    if name == 'mixture-ood':
         t_ = _mixture(tuple(outcome_files('routerdc'))); df = t_.df.copy()
         df.loc[(df.block == 'in') & (df.split == 'test'), 'split'] = 'val'
         df.loc[df.block == 'ood', 'split'] = 'test'
-        return OutcomeTable(df.assign(dataset='mixture-ood'), file=t_.file, info=t_.info), dict(val_from='train', features=['tfidf'])
+        return (OutcomeTable(df.assign(dataset='mixture-ood'), file=t_.file, info=t_.info),
+                dict(val_from='train', features=['tfidf']))
     if name in ROUTERBENCH_FILES:   # RouterBench's train/test files and per-query costs: val carved out of train
         return import_routerbench(outcome_files('routerbench', ROUTERBENCH_FILES[name])), \
                dict(val_from='train', features=['tfidf', 'embedding'])
@@ -128,7 +139,8 @@ def reproduce(datasets=tuple(DEFAULT_STUDIES), # default studies to run
               root='.', # the repository root: papermill_runs/, results/ and figures/ go there
               **params, # passed to `study_notebook` (seed, threshold, features, ...)
              )->pd.DataFrame:
-    "The default studies (RouterDC's GSM8K, MMLU and their mixture; RouterBench's cost pools); returns the headline rows of each"
+    ("The default studies (RouterDC's GSM8K, MMLU and their mixture; RouterBench's cost pools); "
+     "returns the headline rows of each")
     root = Path(root).resolve()
     heads = []
     for ds in datasets:
@@ -136,7 +148,8 @@ def reproduce(datasets=tuple(DEFAULT_STUDIES), # default studies to run
         path = cache_dir('study')/f'default-{ds}.parquet'
         table.save(path, overwrite=True)
         out = root/'results'/ds
-        study_notebook(path, ds, out, root/'papermill_runs'/f'study-{ds}.ipynb', fig_dir=root/'figures', **{**settings, **params})
+        study_notebook(path, ds, out, root/'papermill_runs'/f'study-{ds}.ipynb', fig_dir=root/'figures',
+                       **{**settings, **params})
         r = pd.read_csv(out/'results.csv'); best = json.loads((out/'study.json').read_text())['best_single_on_val']
         heads.append(r[r.method.isin(['oracle', 'random', 'task-oracle', 'auto', 'auto-cost', best])])
     return pd.concat(heads, ignore_index=True)
