@@ -7,15 +7,16 @@ from __future__ import annotations
 import itertools, os
 import numpy as np, pandas as pd
 from .core import InputError
-from .evaluation import (as_correct, best_single, cost_matrix, method, oracle_choices, oracle_rule, pareto_front,
-                                 random_method, subset_oracles)
+from .evaluation import (as_correct, bootstrap_means, best_single, cost_matrix, method, oracle_choices,
+                                 oracle_rule, pareto_front, random_method, subset_oracles)
 from .policies import model_rank, ranked_argmax
 
 # %% auto #0
 __all__ = ['COST_QUALITY_COLUMNS', 'cost_method', 'nondecreasing_hull', 'aiq', 'cost_save_pct', 'apgr', 'cpt', 'cpt50',
            'strong_share_curve', 'oracle_strong_curve', 'rule_choices', 'default_grid', 'cost_sweep', 'single_rows',
-           'auto_cost', 'sweep_pick', 'cost_quality_table', 'config_choices', 'with_costs', 'cost_quality',
-           'short_names', 'greedy_subsets', 'pool_subsets', 'quality_cost_figure', 'cost_figure']
+           'auto_cost', 'confident_choice', 'sweep_pick', 'cost_quality_table', 'config_choices', 'with_costs',
+           'sweep_vectors', 'cost_quality', 'short_names', 'greedy_subsets', 'pool_subsets', 'quality_cost_figure',
+           'cost_figure']
 
 # %% ../nbs/08a_costs.ipynb #0430706a
 def cost_method(C, # (n, K) 0/1 correctness
@@ -274,6 +275,53 @@ def auto_cost(sweep:pd.DataFrame, # `cost_sweep` rows of all routers, with `sing
                                                      kind='stable').index[0]
     return sweep.reset_index(drop=True).loc[j].copy()
 
+# %% ../nbs/08a_costs.ipynb #e67d4c51
+def confident_choice(ok, # (m, n) 0/1 correctness of each of m configurations on n validation queries
+                     cost, # (m, n) cost of each configuration's call on each query
+                     ok_ref, # (n,) 0/1 correctness of the reference (the best single LLM of validation)
+                     tol:float=0.0, # accuracy points below the reference the lower bound may fall
+                     level:float=0.9, # one-sided level of the bounds (and two-sided level of the `_lo`/`_hi` intervals)
+                     n_boot:int=1000, # bootstrap resamples
+                     seed:int=0, # seed of the resamples
+                     budget:float|None=None, # a mean cost per query to stay within instead of an accuracy target
+                     cost_ref=None, # (n,) the reference's cost per query, for `saving_pct`
+                    )->tuple:
+    "(index of the chosen configuration or None, a table of every configuration's accuracy, gap and cost with bounds)"
+    ok, cost, ref = np.asarray(ok, float), np.asarray(cost, float), np.asarray(ok_ref, float)
+    if ok.ndim != 2 or ok.size == 0:
+        raise InputError(f"ok must be (m, n) with m, n >= 1, got shape {ok.shape}", field='ok')
+    m, n = ok.shape
+    if cost.shape != ok.shape:
+        raise InputError(f"cost must have the shape of ok {ok.shape}, got {cost.shape}", field='cost')
+    if ref.shape != (n,): raise InputError(f"ok_ref must have shape ({n},), got {ref.shape}", field='ok_ref')
+    if not (np.isin(ok, (0., 1.)).all() and np.isin(ref, (0., 1.)).all()):
+        raise InputError("ok and ok_ref must be 0/1", field='ok')
+    if not np.isfinite(cost).all() or (cost < 0).any(): raise InputError("costs must be finite and >= 0", field='cost')
+    if not 0 < level < 1: raise InputError(f"level must be in (0, 1), got {level}", field='level')
+    cr = np.zeros(n) if cost_ref is None else np.asarray(cost_ref, float)
+    if cr.shape != (n,): raise InputError(f"cost_ref must have shape ({n},), got {cr.shape}", field='cost_ref')
+    B = bootstrap_means(np.column_stack([ok.T, ref, cost.T, cr]), n_boot, seed)   # one set of resamples: paired
+    Ba, Bg, Bc = 100 * B[:, :m], 100 * (B[:, :m] - B[:, [m]]), B[:, m + 1:2 * m + 1]
+    q = lambda X, p: np.quantile(X, p, axis=0)
+    two = ((1 - level) / 2, (1 + level) / 2)
+    acc, gap, mc = 100 * ok.mean(1), 100 * (ok.mean(1) - ref.mean()), cost.mean(1)
+    tab = pd.DataFrame(dict(accuracy=acc, accuracy_lo=q(Ba, two[0]), accuracy_hi=q(Ba, two[1]),
+                            gap=gap, gap_lo=q(Bg, two[0]), gap_hi=q(Bg, two[1]), gap_lcb=q(Bg, 1 - level),
+                            mean_cost=mc, cost_lo=q(Bc, two[0]), cost_hi=q(Bc, two[1]), cost_ucb=q(Bc, level)))
+    tab['saving_pct'] = 100 * (1 - mc / cr.mean()) if cost_ref is not None and cr.mean() > 0 else np.nan
+    if budget is None:
+        tab['eligible'] = tab.gap_lcb >= -tol - 1e-9
+        order = ['mean_cost', 'accuracy']; asc = [True, False]
+    else:
+        tab['eligible'] = tab.cost_ucb <= budget + 1e-12
+        order = ['accuracy', 'mean_cost']; asc = [False, True]
+    # equal costs are equal to 10 significant digits: scaling every price must not reorder them by rounding
+    e = tab[tab.eligible].assign(_o=np.arange(tab.eligible.sum()))
+    e['mean_cost'] = e.mean_cost.map(lambda x: float(f"{x:.10g}"))
+    j = None if e.empty else int(e.sort_values(order + ['_o'], ascending=asc + [True], kind='stable').index[0])
+    tab['chosen'] = tab.index == j
+    return j, tab
+
 # %% ../nbs/08a_costs.ipynb #6ed74312
 def sweep_pick(g:pd.DataFrame, # sweep rows of one router and rule
                bar:float|None, # validation accuracy to reach (None: no bar)
@@ -285,7 +333,7 @@ def sweep_pick(g:pd.DataFrame, # sweep rows of one router and rule
 
 # %% ../nbs/08a_costs.ipynb #26b1e8e1
 COST_QUALITY_COLUMNS = ['method', 'family', 'accuracy', 'mean_cost', 'gain', 'cost_saving_pct', 'aiq', 'cost_save_pct',
-                        'apgr', 'cpt50', 'strong_pct', 'param', 'n_points', 'cost_basis', 'aiq_cost_min', 'aiq_cost_max']
+                        'cost_save_tol_pct', 'apgr', 'cpt50', 'strong_pct', 'param', 'n_points', 'cost_basis', 'aiq_cost_min', 'aiq_cost_max']
 
 def cost_quality_table(methods:dict, # name -> (family, per-query test vectors from `cost_method`/`method`/`random_method`)
                        best:str, # the best single LLM's name (chosen on validation), a key of `methods`
@@ -294,6 +342,7 @@ def cost_quality_table(methods:dict, # name -> (family, per-query test vectors f
                        sweep:pd.DataFrame|None=None, # `cost_sweep` rows of the routers (with `single_rows` or not)
                        cost_basis:str|None='cost', # 'cost', 'latency_s', or None when the pool has neither
                        decimals:int=4, # rounding, so reruns give identical files
+                       save_tol:float=0.5, # `cost_save_tol_pct`: CostSave this many points below the best's accuracy
                       )->pd.DataFrame:
     "One row per method and per router rule: accuracy, mean cost, AIQ, CostSave and, for two models, APGR and CPT(50%)"
     C = as_correct(C, models); K = len(models)
@@ -316,6 +365,7 @@ def cost_quality_table(methods:dict, # name -> (family, per-query test vectors f
         ok = has_cost and np.isfinite(np.asarray(costs, float)).all() and np.isfinite(rng).all()
         d['aiq'] = aiq(costs, accs, rng) if ok else np.nan
         d['cost_save_pct'] = cost_save_pct(costs, accs, b_acc, b_cost) if ok and b_cost > 0 else np.nan
+        d['cost_save_tol_pct'] = cost_save_pct(costs, accs, b_acc, b_cost, tol=save_tol) if ok and b_cost > 0 else np.nan
         if two and (shares is not None or cur is not None):
             s, a = (cur.strong_pct, cur.accuracy) if cur is not None else (shares, accs)
             d['apgr'], d['cpt50'] = apgr(s, a, w_acc, s_acc), cpt50(s, a, w_acc, s_acc)
@@ -332,7 +382,7 @@ def cost_quality_table(methods:dict, # name -> (family, per-query test vectors f
         rows.append(r)
     if has_cost and np.isfinite(single_cost).all():
         r = dict(method='zero-router', family='baseline', n_points=K)
-        r.update(curve_metrics(single_cost, single_acc)); r['cost_save_pct'] = np.nan
+        r.update(curve_metrics(single_cost, single_acc)); r['cost_save_pct'] = r['cost_save_tol_pct'] = np.nan
         rows.append(r)
     if sweep is not None and len(sweep):
         for (rt, rule), g in sweep[sweep.rule != 'single'].groupby(['router', 'rule'], sort=False):
@@ -381,6 +431,21 @@ def with_costs(methods:dict, # name -> (family, per-query vectors)
     return out
 
 # %% ../nbs/08a_costs.ipynb #661b15ac
+def sweep_vectors(sweep:pd.DataFrame, # sweep rows (router, rule, param), `single_rows` among them or not
+                  P:dict, # router name -> (n, K) predictions on the split
+                  C, # (n, K) 0/1 correctness of the split
+                  cost, # (K,) or (n, K) cost of the split
+                  models:list, # the K model names
+                  strong:int|None=None, # two-model pools: the strong column ('pgap')
+                  rank=None, # (K,) models best first on validation, for ties
+                 )->tuple:
+    "((m, n) correctness, (m, n) cost) of each of the m sweep configurations on every query of the split"
+    C = as_correct(C, models); n, K = C.shape; c = cost_matrix(cost, n, K)
+    ch = np.stack([config_choices(r, P, c, models, n, strong, rank) for _, r in sweep.iterrows()]).reshape(-1, n)
+    i = np.arange(n)[None]
+    return C[i, ch], c[i, ch]
+
+# %% ../nbs/08a_costs.ipynb #fad1876f
 def cost_quality(P_val:dict, # router name -> (n_val, K) predictions on validation
                  P_test:dict, # router name -> (n_test, K) predictions on test
                  C_val, C_test, # (n, K) 0/1 correctness of validation and test
@@ -388,10 +453,16 @@ def cost_quality(P_val:dict, # router name -> (n_val, K) predictions on validati
                  cost_val=None, cost_test=None, # (K,) or (n, K) costs of each split (None: use latency)
                  latency=None, # (K,) seconds per query: the cost where there is none, and the methods' latency
                  methods:dict|None=None, # name -> (family, test vectors) to include (default: singles, oracle, random)
-                 tol:float=1e-9, # accuracy points below the bar that `auto_cost` still accepts
+                 tol:float=1e-9, # points below the best single that `auto-cost` may fall (its bound, or its value)
+                 auto_rule:str='confident', # 'confident': `confident_choice` at `level`; 'point': `auto_cost` (the old)
+                 level:float=0.9, # one-sided level of the lower bound of the confident rule
+                 n_boot:int=1000, # bootstrap resamples of the confident rule
+                 seed:int=0, # their seed
                 )->dict|None:
     "Sweep, `auto-cost` choice and its test vectors, and the cost-quality table of a study; None with nothing to trade"
     Cv, Ct = as_correct(C_val, models), as_correct(C_test, models); K = len(models)
+    if auto_rule not in ('confident', 'point'):
+        raise InputError(f"auto_rule must be 'confident' or 'point', got {auto_rule!r}", field='auto_rule')
     basis = 'cost' if cost_val is not None else ('latency_s' if latency is not None and np.isfinite(np.asarray(latency, float)).all() else None)
     if basis == 'latency_s': cost_val = cost_test = np.asarray(latency, float)
     if basis is None and K != 2: return None
@@ -407,14 +478,21 @@ def cost_quality(P_val:dict, # router name -> (n_val, K) predictions on validati
         ch = oracle_choices(Ct, latency, oracle_rule(latency, cost_test if basis == 'cost' else None), cost=cost_test if basis == 'cost' else None)
         methods['oracle'] = ('oracle', method(Ct, ch, latency))
         methods['random'] = ('baseline', random_method(Ct, latency))
-    auto = auto_m = None
+    auto = auto_m = conf = None
     if basis:
         methods = with_costs(methods, cost_test, n, K)
-        auto = auto_cost(sweep, tol=tol)
+        if auto_rule == 'point': auto = auto_cost(sweep, tol=tol)
+        else:
+            kb, cvm = models.index(best), cost_matrix(cost_val, *Cv.shape)
+            okv, cstv = sweep_vectors(sweep, P_val, Cv, cvm, models, strong, rank)
+            j, conf = confident_choice(okv, cstv, Cv[:, kb], tol, level, n_boot, seed, cost_ref=cvm[:, kb])
+            conf = pd.concat([sweep[['router', 'rule', 'param']], conf], axis=1)
+            auto = sweep.loc[j].copy(); auto['val_gap_lcb'] = float(conf.gap_lcb[j])
         auto_m = cost_method(Ct, config_choices(auto, P_test, cost_test, models, n, strong, rank), cost_test, latency)
         methods = {**methods, 'auto-cost': ('auto', auto_m)}
     table = cost_quality_table(methods, best, models, Ct, sweep, basis)
-    return dict(table=table, sweep=sweep, auto=auto, auto_method=auto_m, best=best, cost_basis=basis, models=list(models))
+    return dict(table=table, sweep=sweep, auto=auto, auto_method=auto_m, best=best, cost_basis=basis, models=list(models),
+                auto_confidence=conf)
 
 # %% ../nbs/08a_costs.ipynb #603f0b8b
 def short_names(models:list, # model names (ids such as 'org/name-7b-chat')

@@ -7,14 +7,14 @@ from __future__ import annotations
 import itertools, re
 import numpy as np, pandas as pd
 from .core import InputError
-from .policies import SAFE_MARGINS, cv_folds, cv_safe_choices, Safe, model_rank
+from .policies import model_rank
 
 # %% auto #0
 __all__ = ['PAPER_LATENCY', 'PAPER_KEYS', 'ORACLE_RULES', 'RESULT_COLUMNS', 'as_correct', 'paper_key', 'model_latency',
            'size_proxy', 'routed_correct', 'cost_matrix', 'method', 'single', 'single_accuracy', 'oracle_rule',
            'oracle_choices', 'oracle_accuracy', 'best_single', 'upper_bound_choices', 'upper_bound_method',
            'random_method', 'subset_oracles', 'bootstrap_means', 'bootstrap_ci', 'significant', 'results_table',
-           'select_auto', 'tradeoff_curve', 'pareto_front', 'cluster_stability']
+           'tradeoff_curve', 'pareto_front', 'cluster_stability']
 
 # %% ../nbs/08_evaluation.ipynb #69506cce
 def as_correct(C, # (n, K) correctness: 0/1, bool, or a DataFrame of them
@@ -298,40 +298,6 @@ def results_table(methods:dict, # name -> (family, per-query vectors from `metho
     df[num] = df[num].round(decimals) + 0.0          # + 0.0 turns -0.0 into 0.0
     df['mean_cost'] = df.mean_cost.map(lambda x: significant(x, decimals + 2))   # prices of $1e-5: digits, not decimals
     return df
-
-# %% ../nbs/08_evaluation.ipynb #1a8f263c
-def select_auto(P_val:dict, # candidate router name -> (n, K) its predicted correctness on the validation rows
-                C_val, # (n, K) 0/1 correctness of the validation rows
-                folds=None, # (n,) fold of each row (default: `cv_folds(n, n_folds, seed)`)
-                n_folds:int=5, # folds when `folds` is not given
-                seed:int=0, # seed of the folds
-                margins=SAFE_MARGINS, # candidate margins of the safe policy
-                single:str='best single', # the name of the best-single candidate in the table
-                min_se:float=1.0, # a router must beat the best single LLM out of fold by this many paired standard errors
-                cost=None, # (K,) cost (or latency) per model: ties between equally accurate models go to the cheaper
-               )->tuple:
-    "(the chosen candidate: `single` or a router name; a table of each candidate's out-of-fold and in-sample val accuracy)"
-    C = as_correct(C_val); n = len(C)
-    folds = cv_folds(n, n_folds, seed) if folds is None else np.asarray(folds)
-    ch = np.empty(n, int)
-    for f in np.unique(folds):
-        o = folds != f
-        ch[folds == f] = best_single(C[o] if o.any() else C, cost)
-    base = routed_correct(C, ch)
-    rows = [dict(candidate=single, cv_val_accuracy=100 * base.mean(), val_accuracy=100 * C.mean(0).max(), cv_gain_se=0.0)]
-    for name, P in P_val.items():
-        P = np.asarray(P, float)
-        if P.shape != C.shape: raise InputError(f"{name}: predictions of shape {P.shape}, validation labels {C.shape}", field='P_val')
-        ok = routed_correct(C, cv_safe_choices(P, C, folds, margins, cost=cost)); d = ok - base
-        se = d.std(ddof=1) / np.sqrt(n) if n > 1 else 0.
-        rows.append(dict(candidate=name, cv_val_accuracy=100 * ok.mean(),
-                         val_accuracy=100 * routed_correct(C, Safe(margins).fit(P, C, cost).choose(P)).mean(),
-                         cv_gain_se=d.mean() / se if se > 0 else 0.))
-    tab = pd.DataFrame(rows)
-    tab[['cv_val_accuracy', 'val_accuracy', 'cv_gain_se']] = tab[['cv_val_accuracy', 'val_accuracy', 'cv_gain_se']].round(4)
-    ok = (tab.cv_gain_se > min_se) | (tab.index == 0)          # the single LLM is always eligible
-    best = np.where(ok, tab.cv_val_accuracy.to_numpy(), -np.inf)
-    return str(tab.candidate[int(np.flatnonzero(best >= best.max() - 1e-9)[0])]), tab
 
 # %% ../nbs/08_evaluation.ipynb #339df8ae
 def tradeoff_curve(P, # (n, K) predicted probability that each model answers correctly

@@ -89,3 +89,64 @@ def test_cost_quality_routerbench_oracle_and_best():
     best_cost = ct[:, models.index(cq['best'])].mean()
     assert t.loc['oracle', 'cost_save_pct'] == pytest.approx(100 * (1 - oracle_cost / best_cost), abs=1e-3)
     assert {'method', 'family', 'accuracy', 'mean_cost', 'aiq', 'cost_save_pct'} <= set(cq['table'].columns)
+
+
+def _close_configs(seed, m=40, n=120):
+    "m configurations that each differ from a reference on a few queries, cheaper the more they differ"
+    rng = np.random.default_rng(seed)
+    ref = (rng.random(n) < .7).astype(float)
+    ok = np.repeat(ref[None], m, 0)
+    for j in range(1, m):
+        flip = rng.random(n) < j / (3 * m)
+        ok[j, flip] = rng.random(flip.sum()) < .6
+    cost = np.tile(np.linspace(1, .2, m)[:, None], (1, n))
+    return ok, cost, ref
+
+
+def test_confident_choice_invariances():
+    "Scaling every cost or reordering the configurations chooses the same one; a higher level never a cheaper one"
+    from llmroute.costs import confident_choice
+    for seed in range(5):
+        ok, cost, ref = _close_configs(seed)
+        j, t = confident_choice(ok, cost, ref, tol=1.0)
+        assert confident_choice(ok, cost * 37.5, ref, tol=1.0)[0] == j
+        perm = np.random.default_rng(seed).permutation(len(ok))
+        assert perm[confident_choice(ok[perm], cost[perm], ref, tol=1.0)[0]] == j
+        assert t.mean_cost[confident_choice(ok, cost, ref, tol=1.0, level=.99)[0]] >= t.mean_cost[j]
+        assert t.gap_lcb[j] >= -1.0 and (t.gap_lcb[t.mean_cost < t.mean_cost[j]] < -1.0).all()
+
+
+def test_confident_choice_holds_out_of_sample_more_often_than_the_point_rule():
+    "On fresh draws, the confident choice is below the reference by more than tol less often than the point rule's"
+    from llmroute.costs import confident_choice
+    rng = np.random.default_rng(0); m, n = 30, 100
+    p_ref, p = .8, np.linspace(.8, .7, m)                    # true accuracies: config 0 is the reference's twin
+    cost = np.tile(np.linspace(1, .1, m)[:, None], (1, n))
+    miss = dict(point=0, conf=0)
+    for _ in range(40):
+        ref = (rng.random(n) < p_ref).astype(float)
+        ok = np.where(rng.random((m, n)) < .5, ref, (rng.random((m, n)) < (2 * p - p_ref)[:, None]).astype(float))
+        ok[0] = ref
+        point = max(j for j in range(m) if ok[j].mean() >= ref.mean())            # the cheapest reaching the bar
+        conf = confident_choice(ok, cost, ref, tol=0.5, n_boot=400)[0]
+        miss['point'] += p[point] < p_ref - .005; miss['conf'] += p[conf] < p_ref - .005
+    assert miss['conf'] < miss['point']
+
+
+def test_cost_quality_table_saving_at_tolerance():
+    "cost_save_tol_pct reads the cheapest test point within save_tol of the best single: by hand"
+    from llmroute.costs import cost_quality_table
+    from llmroute.evaluation import method
+    C = np.array([[1, 1]] * 8 + [[0, 1]] * 2)            # cheap right on 8 of 10, dear on all
+    M = {m: ('single', method(C, np.full(10, k), cost=[1., 10.])) for k, m in enumerate(['cheap', 'dear'])}
+    sw = pd.DataFrame(dict(router='r', rule='utility', param=[0., 1.], val_accuracy=[100., 90.], val_cost=[10., 1.],
+                           test_accuracy=[100., 90.], test_cost=[10., 1.9]))
+    t = cost_quality_table(M, 'dear', ['cheap', 'dear'], C, sw, save_tol=10.).set_index('method')
+    assert t.loc['r/cost-utility', 'cost_save_pct'] == 0.0 and t.loc['r/cost-utility', 'cost_save_tol_pct'] == 81.0
+
+
+def test_confident_choice_equal_costs_in_any_unit():
+    "Two configurations of equal mean cost (0.1 + 0.2 against 0.3): the more accurate, whatever the unit of price"
+    from llmroute.costs import confident_choice
+    ok, c = np.array([[1, 1, 0, 1], [1, 1, 1, 1]]), np.array([[.3, 0, 0, 0], [.1, .2, 0, 0]])
+    assert [confident_choice(ok, c * f, np.ones(4), tol=100)[0] for f in (1, 1e-3, 7.)] == [1, 1, 1]
