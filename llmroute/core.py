@@ -10,7 +10,7 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['DATA_LAYOUT', 'FETCH_HINT', 'InputError', 'repo_root', 'data_dir', 'cache_dir', 'query_id', 'exists_error',
-           'current_umask', 'file_mode', 'atomic_write', 'write_json', 'check_writable', 'sha256_file',
+           'current_umask', 'file_mode', 'atomic_write', 'write_json', 'jsonable', 'check_writable', 'sha256_file',
            'UnreachableError', 'download', 'seeded_split', 'NotebookError', 'run_notebook']
 
 # %% ../nbs/00_core.ipynb #5a9607fb
@@ -31,8 +31,11 @@ class InputError(ValueError):
         text = (": ".join(where) + ": " if where else "") + msg
         if line is not None:
             many = isinstance(line, (list, tuple)) and len(line) > 1
-            files = isinstance(line, (list, tuple)) and any(isinstance(l, str) and ':' in l for l in line)   # 'a.csv:3' entries
-            text += f" ({'lines' if many else 'line'} {_fmt_rows(line) if isinstance(line, (list, tuple)) else line} of the file{'s' if files else ''})"
+            files = isinstance(line, (list, tuple)) and any(isinstance(l, str) and ':' in l
+                                                            for l in line)   # 'a.csv:3' entries
+            text += (f" ({'lines' if many else 'line'} "
+                     f"{_fmt_rows(line) if isinstance(line, (list, tuple)) else line} "
+                     f"of the file{'s' if files else ''})")
         elif row is not None: text += " (rows count from 0, header not counted)"
         super().__init__(text)
 
@@ -42,9 +45,11 @@ def _fmt_rows(rows, most=5):
     return s + (f" (and {len(rows)-most} more)" if len(rows) > most else "")
 
 # %% ../nbs/00_core.ipynb #0d99df76
-DATA_LAYOUT = ("routerdc/<file>.json and routerbench/<file>.csv (the outcome releases), gsm8k/train.jsonl and test.jsonl, "
+DATA_LAYOUT = ("routerdc/<file>.json and routerbench/<file>.csv (the outcome releases), "
+               "gsm8k/train.jsonl and test.jsonl, "
                "mmlu/dev/ and mmlu/test/ (one <subject>_<split>.csv per subject)")
-FETCH_HINT = "`llmroute fetch --out DIR` makes one where the hubs are reachable; `llmroute fetch --print-urls` lists every URL"
+FETCH_HINT = ("`llmroute fetch --out DIR` makes one where the hubs are reachable; "
+              "`llmroute fetch --print-urls` lists every URL")
 
 def repo_root()->Path|None:
     "The source checkout this package was imported from (an editable install), or `None` when installed elsewhere"
@@ -62,7 +67,8 @@ def data_dir(required:bool=False, # raise if no local data folder is found
     cands = [(repo_root() or Path.cwd()).parent/'shared'/'data', Path.cwd().parent/'shared'/'data']
     for c in cands:
         if c.is_dir(): return c.resolve()
-    if required: raise InputError(f"no local data folder: set LLMROUTE_DATA_DIR to a folder laid out as {DATA_LAYOUT} ({FETCH_HINT})")
+    if required: raise InputError(f"no local data folder: set LLMROUTE_DATA_DIR to a folder laid out as "
+                                  f"{DATA_LAYOUT} ({FETCH_HINT})")
     return None
 
 # %% ../nbs/00_core.ipynb #02b72c1d
@@ -131,6 +137,19 @@ def write_json(path, obj, overwrite:bool=True)->Path:
     "Write `obj` as indented, key-sorted JSON, atomically"
     return atomic_write(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", overwrite=overwrite)
 
+# %% ../nbs/00_core.ipynb #fda28b87
+def jsonable(v, # a value: numbers, strings, numpy scalars and arrays, lists, dicts, fitted estimators
+            ):
+    "A JSON-ready copy of `v`: numpy as Python values, NaN as None, containers element by element, else the repr"
+    if isinstance(v, np.generic): v = v.item()
+    if isinstance(v, float) and v != v: return None
+    if v is None or isinstance(v, (bool, int, float, str)): return v
+    if isinstance(v, np.ndarray): return [jsonable(x) for x in v.tolist()]
+    if isinstance(v, (list, tuple)): return [jsonable(x) for x in v]
+    if isinstance(v, dict): return {str(k): jsonable(x) for k, x in v.items()}
+    if hasattr(v, 'coef_'): return {'coef': jsonable(v.coef_), 'intercept': jsonable(getattr(v, 'intercept_', None))}
+    return repr(v)
+
 # %% ../nbs/00_core.ipynb #cbb58f4a
 def check_writable(path, # the file (or, with `folder=True`, the folder) a command will write
                    flag:str='--out', # how the user named it, for the message
@@ -159,7 +178,8 @@ def sha256_file(path, # any file
 
 # %% ../nbs/00_core.ipynb #a8a55bdc
 class UnreachableError(InputError):
-    "A download whose host could not be reached (no network, a refused connection, a timeout): `host` and `why` say which and why"
+    ("A download whose host could not be reached (no network, a refused connection, a timeout): "
+     "`host` and `why` say which and why")
     def __init__(self, msg:str, host:str, why:str='no answer', **kw):
         self.host, self.why = host, why
         super().__init__(msg, **kw)
@@ -182,7 +202,8 @@ def _stream_url(url:str, timeout:float):
             if r.status_code != 200: raise InputError(f"HTTP {r.status_code} from {url}")
             yield from r.iter_bytes()
     except httpx.TransportError as e:   # no route, refused, DNS, timeout: the host, not the file
-        raise UnreachableError(f"could not download {url} ({type(e).__name__}: {e})", host=u.netloc, why=type(e).__name__) from None
+        raise UnreachableError(f"could not download {url} ({type(e).__name__}: {e})",
+                               host=u.netloc, why=type(e).__name__) from None
     except httpx.HTTPError as e:
         raise InputError(f"could not download {url} ({type(e).__name__}: {e})") from None
 
@@ -201,7 +222,8 @@ def download(url:str, # where the file is: http, https or file URL
         with os.fdopen(fd, 'wb') as f:
             for b in _stream_url(url, timeout): f.write(b); h.update(b)
             if sha256 is not None and h.hexdigest() != sha256:
-                raise InputError(f"the file downloaded from {url} has sha256 {h.hexdigest()}, expected {sha256}; nothing was saved")
+                raise InputError(f"the file downloaded from {url} has sha256 {h.hexdigest()}, "
+                                 f"expected {sha256}; nothing was saved")
             f.flush(); os.fchmod(f.fileno(), file_mode()); os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -244,7 +266,8 @@ class NotebookError(RuntimeError):
                  cell:int, # the failed cell's index in it, from 0
                  ename:str, evalue:str): # the error's type and message
         self.nb_path, self.cell, self.ename, self.evalue = nb_path, cell, ename, evalue
-        super().__init__(f"{nb_path}: cell {cell + 1} (counting from 1) failed with {ename}: {evalue} (the executed notebook shows the traceback)")
+        super().__init__(f"{nb_path}: cell {cell + 1} (counting from 1) failed with {ename}: {evalue} "
+                         "(the executed notebook shows the traceback)")
 
 def _drop_run_times(nb_path):
     "Remove what differs between two runs of the same job from an executed notebook: timestamps and random cell ids"

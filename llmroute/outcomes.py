@@ -371,9 +371,11 @@ class OutcomeTable:
 
     def _spread(self, values:np.ndarray, split)->pd.DataFrame:
         "The values of the sorted rows of `split` (a full grid) as the query x model table"
-        return pd.DataFrame(values.reshape(-1, self._grid(split)),
-                            index=pd.Index(self.query_order(split), name='query_id'),
-                            columns=pd.Index(self.models, name='model'))
+        # without a copy: `to_numpy()` then gives a row-major (n, K) array, as a pivot does; pandas' own copy would be
+        # column-major, and numpy sums (pairwise) in another order there, so a mean could move in its last bit
+        grid = np.array(values.reshape(-1, self._grid(split)), order='C')   # a writeable copy, row-major
+        return pd.DataFrame(grid, index=pd.Index(self.query_order(split), name='query_id'),
+                            columns=pd.Index(self.models, name='model'), copy=False)
 
     def _per_query(self, col:str, split)->pd.Series:
         "One value of `col` per query (its first model's row), in the order of `wide`"

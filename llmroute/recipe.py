@@ -162,10 +162,12 @@ FINETUNE = dict(max_length=64, epochs=1, batch_size=32, lr=1e-4, freeze_layers=3
 def default_routers(seed:int=0)->dict:
     "name -> (factory of an unfitted router, trains on soft scores?) for each featurizer of the study's default run"
     from llmroute.routers import ClassifierRouter, ClusterRouter, KNNRouter, SoftLabelRouter
+    from llmroute.task_routers import TaskRouter
     return {'logreg': (lambda: ClassifierRouter('multilabel', 'logreg', seed=seed), False),
             'cluster': (lambda: ClusterRouter(seed=seed), False),
             'knn': (lambda: KNNRouter(seed=seed), False),
-            'softlabel': (lambda: SoftLabelRouter('ridge'), True)}
+            'softlabel': (lambda: SoftLabelRouter('ridge'), True),
+            'task': (lambda: TaskRouter(seed=seed), False)}
 
 def finetune_name(encoder:str)->str:
     "Row name of a fine-tuned encoder: 'minilm' -> 'finetuned-minilm', 'org/roberta-base' -> 'finetuned-roberta-base'"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy, json, math, threading
 from pathlib import Path
 import numpy as np, pandas as pd
-from .core import InputError, atomic_write, check_writable, sha256_file, write_json
+from .core import InputError, atomic_write, check_writable, jsonable, sha256_file, write_json
 from .recipe import (FEATURES, default_routers, featurize, fit_router, known_latency, make_featurizer,
                              policy_by_name, split_arrays, study_table)
 from .evaluation import routed_correct
@@ -17,24 +17,13 @@ __all__ = ['CALIBRATION_RULES', 'CALIBRATION_FILES', 'policy_state', 'trusted_ty
            'SavedRouter', 'train_router', 'read_queries', 'route_file', 'featurizer_accuracy']
 
 # %% ../nbs/12_router_folder.ipynb #ca46baec
-def _plain(v):
-    "A JSON-able copy of a policy attribute"
-    if v is None or isinstance(v, (bool, int, float, str)): return v
-    if isinstance(v, np.generic): return v.item()
-    if isinstance(v, np.ndarray): return v.tolist()
-    if isinstance(v, (list, tuple)): return [_plain(x) for x in v]
-    if isinstance(v, dict): return {str(k): _plain(x) for k, x in v.items()}
-    if hasattr(v, 'coef_'): return {'coef': _plain(v.coef_), 'intercept': _plain(getattr(v, 'intercept_', None))}
-    return repr(v)
-
-# %% ../nbs/12_router_folder.ipynb #c877b5ee
 def policy_state(policy, # a (fitted) `Policy`, or None
                  models:list|None=None, # the pool's model names, to name the model a fitted index points at
                 )->dict|None:
     "The policy's class, parameters and fitted values as JSON-able dicts"
     if policy is None: return None
-    params = {k: _plain(v) for k, v in vars(policy).items() if not k.endswith('_')}
-    fitted = {k: _plain(v) for k, v in vars(policy).items() if k.endswith('_')}
+    params = {k: jsonable(v) for k, v in vars(policy).items() if not k.endswith('_')}
+    fitted = {k: jsonable(v) for k, v in vars(policy).items() if k.endswith('_')}
     if models is not None and isinstance(fitted.get('best_'), int): fitted['best_model'] = models[fitted['best_']]
     return {'class': type(policy).__name__, 'params': params, 'fitted': fitted}
 
@@ -42,10 +31,10 @@ def policy_state(policy, # a (fitted) `Policy`, or None
 def trusted_types()->list:
     "The types a router folder may hold beyond skops' own trusted set: llmroute's routers, policies and featurizers"
     import scipy.sparse as sp
-    from llmroute import features, policies, routers
+    from llmroute import features, policies, routers, task_routers
     pol = [c for c in vars(policies).values() if isinstance(c, type) and issubclass(c, policies.Policy)]
     rt = [routers.BestSingleRouter, routers.ClassifierRouter, routers.ClusterRouter, routers.KNNRouter,
-          routers.SoftLabelRouter]
+          routers.SoftLabelRouter, task_routers.TaskRouter]
     ft = [features.TfidfFeaturizer, features.EmbeddingFeaturizer, features.StaticEmbeddingFeaturizer,
           features.ConcatFeaturizer]
     return sorted(f"{c.__module__}.{c.__qualname__}" for c in pol + rt + ft + [sp.csr_matrix])

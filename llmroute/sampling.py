@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib, json, logging, os, platform, socket, sys, threading, time
 from pathlib import Path
 import numpy as np, pandas as pd, torch
-from .core import InputError, atomic_write, write_json, repo_root, run_notebook
+from .core import InputError, atomic_write, jsonable, write_json, repo_root, run_notebook
 from .sampler import SAMPLERS, query_seed
 from .models import (
     MODELS, PAPER_MODELS, PAPER_POOLS, ModelSpec, eos_token_ids, file_lock, generation_config, load_tokenizer,
@@ -279,14 +279,6 @@ def plan_units(queries:list, # rows of the Queries table (dicts) still to sample
     return sorted(units, key=lambda u: -len(u.prompt_ids))
 
 # %% ../nbs/03_sampling.ipynb #a306cd8f
-def _plain(v):
-    "A JSON-ready value: numpy scalars and arrays as Python ones, a missing value (NaN) as None"
-    if isinstance(v, np.ndarray): return [_plain(x) for x in v.tolist()]
-    if isinstance(v, (list, tuple)): return [_plain(x) for x in v]
-    if isinstance(v, np.generic): v = v.item()
-    return None if isinstance(v, float) and np.isnan(v) else v
-
-# %% ../nbs/03_sampling.ipynb #49b9caa8
 def _record(q:dict, # the query's row of the Queries table
             model_key:str, # the model's key
             prompt:str, # the exact prompt
@@ -296,7 +288,7 @@ def _record(q:dict, # the query's row of the Queries table
             batch_size:int, # queries in its batch (`hf`) or in the engine when it finished
            )->dict:
     "The query's record in a samples shard"
-    q = {k: _plain(v) for k, v in q.items()}
+    q = {k: jsonable(v) for k, v in q.items()}
     total = int(sum(res['new_tokens']))
     return dict(query_id=q['query_id'], dataset=q['dataset'], split=q.get('split'), subject=q.get('subject'),
                 question=q['question'], choices=q.get('choices'), gold=q.get('gold'), model=model_key, prompt=prompt,
