@@ -40,23 +40,25 @@ IMPORT_FORMATS = ['routerdc', 'routerbench', 'mixture', 'long', 'samples']
 
 def _cmd_import(a):
     from llmroute.importers import import_outcomes
-    check_writable(a.out)   # before the work: a read-only --out is said in one line, not after the import in a traceback
+    check_writable(a.out)   # before the work: a read-only --out is one line, not a traceback after the import
     opts = {k: True for k in ('drop_incomplete', 'keep_responses') if getattr(a, k)}
     if a.ood: opts['ood'] = a.ood
     if a.scoring: opts['scoring'] = a.scoring
     return import_outcomes(a.format, a.files, a.out, overwrite=a.overwrite, **opts)
 
 # %% ../nbs/10_cli.ipynb #8742644a
-STUDY_FILES = ['study.json', 'results.csv', 'methods.csv', 'subset_oracles.csv', 'tradeoff_curves.csv', 'routing_shares.csv',
-               'auto_selection.csv', 'cluster_stability.csv', 'cost_quality.csv', 'per_task.csv', 'STUDY_FAILED.txt']
+STUDY_FILES = ['study.json', 'results.csv', 'methods.csv', 'subset_oracles.csv', 'tradeoff_curves.csv',
+               'routing_shares.csv', 'auto_selection.csv', 'cluster_stability.csv', 'cost_quality.csv', 'per_task.csv', 'STUDY_FAILED.txt']
 
 def study_files(out, # a folder
                )->tuple:
-    "(the study files in `out`, the names of the studies they belong to): fixed names, routing_results_<name>.csv, study-<name>.ipynb, <name>-*.png"
+    "(the study files in `out`, their studies' names): fixed names, routing_results_<name>.csv, study-<name>.ipynb, ..."
+    # ... and <name>-*.png
     import json
     out = Path(out)
     if not out.is_dir(): return [], []
-    names = [p.stem[len('study-'):] for p in out.glob('study-*.ipynb')] + [p.stem[len('routing_results_'):] for p in out.glob('routing_results_*.csv')]
+    names = [p.stem[len('study-'):] for p in out.glob('study-*.ipynb')] + \
+            [p.stem[len('routing_results_'):] for p in out.glob('routing_results_*.csv')]
     try: names.append(json.loads((out/'study.json').read_text())['name'])
     except (OSError, ValueError, KeyError, TypeError): pass
     names = sorted(set(names))
@@ -75,8 +77,8 @@ def check_study_out(out, # the study's --out
     if files and not overwrite:
         who = f"the study {', '.join(repr(n) for n in names)}" if names else "study files"
         more = f" and {len(files) - 4} more" if len(files) > 4 else ''
-        raise InputError(f"--out {out} already holds {who} ({', '.join(f.name for f in files[:4])}{more}); a study's folder holds one "
-                         f"study: pass --overwrite to replace it, or choose another --out")
+        raise InputError(f"--out {out} already holds {who} ({', '.join(f.name for f in files[:4])}{more}); "
+                         "a study's folder holds one study: pass --overwrite to replace it, or choose another --out")
     for f in files: f.unlink()
     return out
 
@@ -126,31 +128,35 @@ def _auto_cost_note(rows, best:str)->str|None:
     save = f"{100 * (1 - ac.mean_cost / b.mean_cost):.0f}% cheaper" if b.mean_cost > 0 else 'cost unknown'
     if ac.accuracy < b.accuracy:
         return (f"auto-cost does not reach the accuracy of the best single LLM ({best}): {ac.accuracy:.1f}% against "
-                f"{b.accuracy:.1f}% ({ac.accuracy - b.accuracy:+.1f} points), at ${sig(ac.mean_cost)} a query against ${sig(b.mean_cost)} ({save})")
-    return (f"auto-cost reaches the accuracy of the best single LLM ({best}): {ac.accuracy:.1f}% against {b.accuracy:.1f}%, "
-            f"at ${sig(ac.mean_cost)} a query against ${sig(b.mean_cost)} ({save})")
+                f"{b.accuracy:.1f}% ({ac.accuracy - b.accuracy:+.1f} points), at ${sig(ac.mean_cost)} a query against "
+                f"${sig(b.mean_cost)} ({save})")
+    return (f"auto-cost reaches the accuracy of the best single LLM ({best}): {ac.accuracy:.1f}% against "
+            f"{b.accuracy:.1f}%, at ${sig(ac.mean_cost)} a query against ${sig(b.mean_cost)} ({save})")
 
 def headline(out, # a finished study's folder
              nb=None, # its executed notebook
             )->str:
-    "The rows a user reads first (best single of val, oracle, random, auto, auto-cost, task-oracle), then where the rest is"
+    "The rows a user reads first (best single of val, oracle, random, auto, auto-cost, task-oracle), and where the rest is"
     import json, pandas as pd
     out = Path(out)
     r = pd.read_csv(out/'results.csv'); info = json.loads((out/'study.json').read_text())
     if (out/'cost_quality.csv').exists():   # six significant digits there; results.csv rounds costs
         cq = pd.read_csv(out/'cost_quality.csv')
-        if 'fold' not in cq and cq.method.is_unique: r = r.drop(columns='mean_cost', errors='ignore').merge(cq[['method', 'mean_cost']], on='method', how='left')
+        if 'fold' not in cq and cq.method.is_unique:
+            r = r.drop(columns='mean_cost', errors='ignore').merge(cq[['method', 'mean_cost']], on='method', how='left')
     best = info['best_single_on_val']
     keep = [best, 'oracle', 'random', 'task-oracle', 'auto', 'auto-cost']
     rows = r.set_index('method').reindex([m for m in keep if m in set(r.method)])
-    cols = [c for c in ['family', 'accuracy', 'ci_low', 'ci_high', 'gain', 'gain_ci_low', 'gain_ci_high', 'mean_cost', 'n_test'] if c in rows]
+    cols = [c for c in ['family', 'accuracy', 'ci_low', 'ci_high', 'gain', 'gain_ci_low', 'gain_ci_high', 'mean_cost',
+                        'n_test'] if c in rows]
     rows = rows[cols].dropna(axis=1, how='all')
     fmt = {c: (lambda x: f"{x:.1f}") for c in ['accuracy', 'ci_low', 'ci_high']}
     fmt.update({c: (lambda x: f"{x:+.1f}") for c in ['gain', 'gain_ci_low', 'gain_ci_high']})
     fmt.update(mean_cost=sig, n_test=lambda x: f"{x:.0f}")
     note = _auto_cost_note(rows, best)
     return (f"{info['split_note']}\nauto chose {info['auto_choice']!r}\n"
-            f"{rows.to_string(formatters={c: f for c, f in fmt.items() if c in rows})}\n" + (f"{note}\n" if note else '') +
+            f"{rows.to_string(formatters={c: f for c, f in fmt.items() if c in rows})}\n" +
+            (f"{note}\n" if note else '') +
             f"every method: {out/'results.csv'}; the executed notebook: {nb}")
 
 # %% ../nbs/10_cli.ipynb #b3047af5
@@ -161,8 +167,9 @@ def study_needs(studies=None, # default studies (`llmroute.study.DEFAULT_STUDIES
     from llmroute.data import OUTCOME_FILES
     needs = []
     for s in (list(DEFAULT_STUDIES) if not studies else list(studies)):
-        if s in ROUTERDC_FILES: needs += [f'routerdc/{f}' for f in ROUTERDC_FILES[s]] + [s]     # joined to its questions
-        elif s in ('mixture', 'mixture-ood'): needs += [f'routerdc/{f}' for f in OUTCOME_FILES['routerdc']] + ['gsm8k', 'mmlu']
+        if s in ROUTERDC_FILES: needs += [f'routerdc/{f}' for f in ROUTERDC_FILES[s]] + [s]   # joined to its questions
+        elif s in ('mixture', 'mixture-ood'):
+            needs += [f'routerdc/{f}' for f in OUTCOME_FILES['routerdc']] + ['gsm8k', 'mmlu']
         elif s in ROUTERBENCH_FILES: needs += [f'routerbench/{f}' for f in ROUTERBENCH_FILES[s]]
         else: raise InputError(f"no default study {s!r}; expected some of {' '.join(DEFAULT_STUDIES)}", field='studies')
     return list(dict.fromkeys(needs))
@@ -186,7 +193,8 @@ def _cmd_reproduce(a):
 # %% ../nbs/10_cli.ipynb #62a04718
 def build_parser()->argparse.ArgumentParser:
     "The `llmroute` argument parser: the stage commands, and train / route / serve / calibrate to use a router"
-    p = argparse.ArgumentParser(prog='llmroute', description='LLM routing study: sample, label, import outcomes, run the study.')
+    p = argparse.ArgumentParser(prog='llmroute',
+                                description='LLM routing study: sample, label, import outcomes, run the study.')
     sub = p.add_subparsers(dest='command', required=True)
 
     s = sub.add_parser('sample', help='draw n responses per query from one LLM (resumable)')
@@ -253,8 +261,9 @@ def build_parser()->argparse.ArgumentParser:
                    help='mixture: tasks held out as the out-of-distribution block even where they have a train file '
                         '(e.g. arc_easy)')
     i.add_argument('--scoring', choices=['positive', 'fraction', 'probability', 'multi_attempt'], default=None,
-                   help='routerdc, mixture: how a score is read (default: from the scores themselves, an error where they do not say); '
-                        'positive (RouterDC: probability): a value above 0 is correct; fraction (multi_attempt): the share of samples correct')
+                   help='routerdc, mixture: how a score is read (default: from the scores themselves, an error where '
+                        'they do not say); positive (RouterDC: probability): a value above 0 is correct; fraction '
+                        '(multi_attempt): the share of samples correct')
     i.set_defaults(func=_cmd_import)
 
     t = sub.add_parser('study', help='run the routing study on an outcomes table')
@@ -303,7 +312,8 @@ def main(argv=None # the arguments (default: sys.argv[1:])
     "Entry point of the `llmroute` command; exit status 2 on bad input"
     a = build_parser().parse_args(argv)
     try: res = a.func(a)
-    except (InputError, FileExistsError, FileNotFoundError, PermissionError, NotADirectoryError, IsADirectoryError) as e:
+    except (InputError, FileExistsError, FileNotFoundError, PermissionError, NotADirectoryError,
+            IsADirectoryError) as e:
         print(f"llmroute {a.command}: error: {e}", file=sys.stderr)
         return 2
     except NotebookError as e:  # a failure inside an executed notebook: which notebook, which cell, what error

@@ -19,8 +19,9 @@ from .core import InputError, atomic_write, write_json, cache_dir
 from .evaluation import routed_correct
 from .features import check_texts
 # the policies (06a_policies), imported by name and so re-exported: `from llmroute.routers import Safe` works
-from .policies import (POLICIES, SAFE_MARGINS, ConfArgMax, Policy, Prediction, Safe, SelectRandom, SortedPrediction,
-                               Utility, cv_folds, cv_safe_choices, make_policy, margin_accuracy, model_rank, ranked_argmax,
+from .policies import (POLICIES, SAFE_MARGINS, ConfArgMax, Policy, Prediction, Safe, SelectRandom,
+                               SortedPrediction, Utility, cv_folds, cv_safe_choices, make_policy, margin_accuracy,
+                               model_rank, ranked_argmax,
                                safe_choice, tune_margin)
 
 # %% auto #0
@@ -34,12 +35,14 @@ def check_Y(Y, # (n, K) scores in [0, 1]: array, list of lists or DataFrame (col
     "`(Y as a float (n, K) array, model names)`; `InputError` naming rows and model for bad scores"
     models = [str(c) for c in Y.columns] if isinstance(Y, pd.DataFrame) else None
     Y = np.asarray(Y.to_numpy() if isinstance(Y, pd.DataFrame) else Y, dtype=float)
-    if Y.ndim != 2 or Y.shape[0] == 0 or Y.shape[1] == 0: raise InputError(f"expected a non-empty (n_queries, n_models) matrix, got shape {Y.shape}", field='Y')
+    if Y.ndim != 2 or Y.shape[0] == 0 or Y.shape[1] == 0:
+        raise InputError(f"expected a non-empty (n_queries, n_models) matrix, got shape {Y.shape}", field='Y')
     models = models or [f"model{k}" for k in range(Y.shape[1])]
     bad = ~np.isfinite(Y) | (Y < 0) | (Y > 1)
     if bad.any():
         k = int(np.nonzero(bad.any(0))[0][0]); rows = np.nonzero(bad[:, k])[0].tolist()
-        raise InputError(f"score {Y[rows[0], k]} is not in [0, 1]", row=rows if len(rows) > 1 else rows[0], field=models[k])
+        raise InputError(f"score {Y[rows[0], k]} is not in [0, 1]", row=rows if len(rows) > 1 else rows[0],
+                         field=models[k])
     return Y, models
 
 def check_X(X, # features: (n, d) numpy array or scipy sparse matrix
@@ -49,8 +52,11 @@ def check_X(X, # features: (n, d) numpy array or scipy sparse matrix
     if sp.issparse(X): X = sp.csr_matrix(X, dtype=np.float32) if X.dtype.kind not in 'f' else X.tocsr()
     else:
         X = np.asarray(X, dtype=np.float32 if np.asarray(X).dtype != np.float64 else np.float64)
-        if X.ndim != 2: raise InputError(f"features must be a 2-D (n_queries, n_features) matrix, got shape {X.shape}", field='X')
-        if not np.isfinite(X).all(): raise InputError("features contain NaN or inf", row=int(np.nonzero(~np.isfinite(X).all(1))[0][0]), field='X')
+        if X.ndim != 2:
+            raise InputError(f"features must be a 2-D (n_queries, n_features) matrix, got shape {X.shape}", field='X')
+        if not np.isfinite(X).all():
+            raise InputError("features contain NaN or inf", row=int(np.nonzero(~np.isfinite(X).all(1))[0][0]),
+                             field='X')
     if n is not None and X.shape[0] != n: raise InputError(f"X has {X.shape[0]} rows but Y has {n}", field='X')
     return X
 
@@ -70,8 +76,10 @@ def as_latency(latency, # None, a (K,) sequence, or a dict model name -> seconds
         if miss: raise InputError(f"no latency for {miss}", field='latency')
         latency = [latency[m] for m in models]
     lat = np.asarray(latency, dtype=float)
-    if lat.shape != (len(models),): raise InputError(f"expected {len(models)} latencies, got shape {lat.shape}", field='latency')
-    if not np.isfinite(lat).all() or (lat < 0).any(): raise InputError(f"latencies must be finite and >= 0, got {lat.tolist()}", field='latency')
+    if lat.shape != (len(models),):
+        raise InputError(f"expected {len(models)} latencies, got shape {lat.shape}", field='latency')
+    if not np.isfinite(lat).all() or (lat < 0).any():
+        raise InputError(f"latencies must be finite and >= 0, got {lat.tolist()}", field='latency')
     return lat
 
 
@@ -99,7 +107,8 @@ class Router:
         X = self._check_X(X, len(Y))
         if val is not None:
             Yv, mv = check_Y(val[1])
-            if Yv.shape[1] != Y.shape[1]: raise InputError(f"validation scores have {Yv.shape[1]} models, training {Y.shape[1]}", field='val')
+            if Yv.shape[1] != Y.shape[1]:
+                raise InputError(f"validation scores have {Yv.shape[1]} models, training {Y.shape[1]}", field='val')
             val = (self._check_X(val[0], len(Yv)), Yv, correct_labels(Yv, self.threshold))
         self.models_, self.n_models_ = models, Y.shape[1]
         self.latency_ = as_latency(latency, models)
@@ -123,9 +132,10 @@ class Router:
     def revalidate(self, X, # another validation split's features
                    Y, # its (n, K) scores
                   ):
-        "This fit on train with every choice made on validation made again on another split: `fit(..., val=(X, Y))`'s result"
+        "This fit on train, every choice made on validation made again on another split: `fit(..., val=(X, Y))`'s result"
         if not self.can_revalidate:
-            raise InputError(f"{type(self).__name__} looks at validation while it fits: fit it again instead", field='val')
+            raise InputError(f"{type(self).__name__} looks at validation while it fits: fit it again instead",
+                             field='val')
         Y, _ = check_Y(Y); X = self._check_X(X, len(Y)); C = correct_labels(Y, self.threshold)
         self.rank_ = model_rank(C, self.latency_)
         if self.fit_uses_val: self._revalidate(X, Y, C)
@@ -137,7 +147,8 @@ class Router:
         raise NotImplementedError
 
     def _tune_policy(self, X, Y):
-        if self.policy is not None: self.policy.fit(self.predict_proba(X), correct_labels(Y, self.threshold), self.latency_)
+        if self.policy is None: return
+        self.policy.fit(self.predict_proba(X), correct_labels(Y, self.threshold), self.latency_)
 
     def tune(self, X, # validation features
              Y, # validation scores
@@ -170,7 +181,8 @@ class Router:
             )->Path:
         "Write `router.pkl` and `meta.json` into the folder `path`"
         path = Path(path)
-        if (path/'meta.json').exists() and not overwrite: raise FileExistsError(f"{path} already holds a router; pass overwrite=True")
+        if (path/'meta.json').exists() and not overwrite:
+            raise FileExistsError(f"{path} already holds a router; pass overwrite=True")
         path.mkdir(parents=True, exist_ok=True)
         self._save_extra(path)
         # the C pickler (protocol 5 keeps numpy buffers compact): joblib's pure-Python pickler shares
@@ -236,17 +248,22 @@ class ClassifierRouter(Router):
                  policy=None, # routing policy (default ConfArgMax)
                  threshold:float=0.5, # solved when score >= threshold
                 ):
-        if mode not in ('multilabel', 'separate'): raise InputError(f"mode must be 'multilabel' or 'separate', got {mode!r}", field='mode')
-        if backend not in ('logreg', 'mlp'): raise InputError(f"backend must be 'logreg' or 'mlp', got {backend!r}", field='backend')
-        if class_weight is not None and backend != 'logreg': raise InputError("class_weight needs backend='logreg'", field='class_weight')
+        if mode not in ('multilabel', 'separate'):
+            raise InputError(f"mode must be 'multilabel' or 'separate', got {mode!r}", field='mode')
+        if backend not in ('logreg', 'mlp'):
+            raise InputError(f"backend must be 'logreg' or 'mlp', got {backend!r}", field='backend')
+        if class_weight is not None and backend != 'logreg':
+            raise InputError("class_weight needs backend='logreg'", field='class_weight')
         super().__init__(policy, threshold)
         self.mode,self.backend,self.C,self.hidden,self.alpha = mode,backend,C,tuple(hidden),alpha
         self.max_iter,self.class_weight,self.seed = max_iter,class_weight,seed
 
     fit_uses_val = False
     def _make(self):
-        if self.backend == 'logreg': return LogisticRegression(C=self.C, max_iter=self.max_iter, class_weight=self.class_weight)
-        return MLPClassifier(hidden_layer_sizes=self.hidden, alpha=self.alpha, max_iter=self.max_iter, random_state=self.seed)
+        if self.backend == 'logreg':
+            return LogisticRegression(C=self.C, max_iter=self.max_iter, class_weight=self.class_weight)
+        return MLPClassifier(hidden_layer_sizes=self.hidden, alpha=self.alpha, max_iter=self.max_iter,
+                             random_state=self.seed)
 
     def _fit(self, X, Y, C, val):
         const = C.min(0) == C.max(0)
@@ -296,8 +313,8 @@ class TransformerRouter(Router):
     fit_version = 2   # part of `CachedRouter`'s key: bumped when fitting changes (2: seeded head initialisation)
     def __init__(self, model:str='roberta-base', # encoder: hub id or local folder
                  max_length:int=128, # tokens per question (truncated)
-                 pad_to_max:bool=False, # pad every question to max_length (the paper) rather than to the longest in its batch (same model, faster)
-                 freeze_layers:int=0, # freeze the embeddings and this many lower encoder layers (0: fine-tune everything, the paper)
+                 pad_to_max:bool=False, # pad to max_length (the paper), not to the batch's longest (same model, faster)
+                 freeze_layers:int=0, # freeze the embeddings and this many lower layers (0: train all, the paper)
                  epochs:float=10, # training epochs
                  batch_size:int=128, # per-device batch size
                  lr:float=2e-5, # learning rate
@@ -323,7 +340,9 @@ class TransformerRouter(Router):
         import torch
         return self.device or ('cuda' if torch.cuda.is_available() else 'cpu')
 
-    def _enc(self, texts): return self.tokenizer_(texts, truncation=True, padding='max_length' if self.pad_to_max else False, max_length=self.max_length)
+    def _enc(self, texts):
+        return self.tokenizer_(texts, truncation=True, padding='max_length' if self.pad_to_max else False,
+                               max_length=self.max_length)
 
     def _collate(self, feats):
         "A batch: inputs padded to the longest question in it, labels stacked"
@@ -354,7 +373,8 @@ class TransformerRouter(Router):
             pw = torch.tensor(self.pos_weight_, dtype=torch.float32)
             def loss_fn(outputs, labels, num_items_in_batch=None):
                 lg = outputs['logits'] if isinstance(outputs, dict) else outputs[0]
-                return torch.nn.functional.binary_cross_entropy_with_logits(lg, labels.float(), pos_weight=pw.to(lg.device))
+                return torch.nn.functional.binary_cross_entropy_with_logits(lg, labels.float(),
+                                                                            pos_weight=pw.to(lg.device))
         strat = 'steps' if val is not None else 'no'
         with tempfile.TemporaryDirectory() as out:
             args = TrainingArguments(output_dir=out, num_train_epochs=self.epochs, per_device_train_batch_size=self.batch_size,
@@ -383,8 +403,10 @@ class TransformerRouter(Router):
         with torch.no_grad():
             for i in range(0, len(X), batch_size):
                 idx = order[i:i+batch_size]
-                enc = self.tokenizer_([X[j] for j in idx], truncation=True, padding=True, max_length=self.max_length, return_tensors='pt')
-                out[idx] = torch.sigmoid(self.model_(**{k: v.to(dev) for k,v in enc.items()}).logits).float().cpu().numpy()
+                enc = self.tokenizer_([X[j] for j in idx], truncation=True, padding=True, max_length=self.max_length,
+                                      return_tensors='pt')
+                logits = self.model_(**{k: v.to(dev) for k,v in enc.items()}).logits
+                out[idx] = torch.sigmoid(logits).float().cpu().numpy()
         return out
 
     def __getstate__(self):
@@ -508,7 +530,8 @@ class KNNRouter(_Sweep, Router):
                  policy=None, # routing policy (default ConfArgMax)
                  threshold:float=0.5, # solved when score >= threshold
                 ):
-        if target not in ('label', 'soft'): raise InputError(f"target must be 'label' or 'soft', got {target!r}", field='target')
+        if target not in ('label', 'soft'):
+            raise InputError(f"target must be 'label' or 'soft', got {target!r}", field='target')
         super().__init__(policy, threshold)
         self.k,self.smoothing,self.target,self.metric,self.val_frac,self.seed = k,smoothing,target,metric,val_frac,seed
 
@@ -536,7 +559,8 @@ class SoftLabelRouter(Router):
                  policy=None, # routing policy (default ConfArgMax)
                  threshold:float=0.5, # solved when score >= threshold (used by policies)
                 ):
-        if backend not in ('ridge', 'logistic'): raise InputError(f"backend must be 'ridge' or 'logistic', got {backend!r}", field='backend')
+        if backend not in ('ridge', 'logistic'):
+            raise InputError(f"backend must be 'ridge' or 'logistic', got {backend!r}", field='backend')
         super().__init__(policy, threshold)
         self.backend,self.alpha,self.C,self.max_iter = backend,alpha,C,max_iter
 
@@ -554,7 +578,8 @@ class SoftLabelRouter(Router):
     def predict_proba(self, X):
         X = self._check_X(X)
         if self.backend == 'ridge': return np.clip(self.est_.predict(X), 0, 1)
-        return np.stack([np.full(X.shape[0], e) if isinstance(e, float) else e.predict_proba(X)[:, 1] for e in self.est_], 1)
+        return np.stack([np.full(X.shape[0], e) if isinstance(e, float) else e.predict_proba(X)[:, 1]
+                         for e in self.est_], 1)
 
 # %% ../nbs/07_routers.ipynb #d768276d
 def content_hash(*parts)->str:
@@ -580,7 +605,8 @@ class quietly:
     def __enter__(self):
         import contextlib, io, logging
         self._stack = contextlib.ExitStack(); buf = io.StringIO()
-        self._stack.enter_context(contextlib.redirect_stdout(buf)); self._stack.enter_context(contextlib.redirect_stderr(buf))
+        self._stack.enter_context(contextlib.redirect_stdout(buf))
+        self._stack.enter_context(contextlib.redirect_stderr(buf))
         self._stack.enter_context(warnings.catch_warnings()); warnings.simplefilter('ignore')
         self._levels = {n: logging.getLogger(n).level for n in self.LOGGERS}
         for n in self.LOGGERS: logging.getLogger(n).setLevel(logging.ERROR)
@@ -601,7 +627,7 @@ def _config(router)->dict:
     return out
 
 class CachedRouter(Router):
-    "A router fitted once per content (router config + training data): the fit and its predictions are kept in the cache"
+    "A router fitted once per content (config + training data): the fit and its predictions are kept in the cache"
     def __init__(self, router:Router, # the router to fit (unfitted)
                  use_val:bool=False, # pass the validation split on to the router's fit (and into the key)
                  folder:str='routers', # sub-folder of `llmroute.core.cache_dir()`
@@ -643,5 +669,7 @@ class CachedRouter(Router):
     def can_revalidate(self)->bool: return not self.use_val
     def revalidate(self, X, Y):
         "Without `use_val` the fit never saw validation: the same fit stands for any validation split"
-        if self.use_val: raise InputError("a CachedRouter with use_val=True is keyed by its validation split: fit it again", field='val')
+        if self.use_val:
+            raise InputError("a CachedRouter with use_val=True is keyed by its validation split: fit it again",
+                             field='val')
         return self
