@@ -161,7 +161,7 @@ def routerbench_mbpp4():
     return t.df[t.df.model.isin(keep)]
 
 def test_routerbench_rename_and_cheapest_oracle(tmp_path):
-    "The issue's case: renaming claude-v2 to zz-claude-v2 moved the oracle's cost from $0.0050 to $0.0013"
+    "RouterBench MBPP cut to four models: renaming claude-v2 to zz-claude-v2 moves no number (it once moved the oracle's cost)"
     df = routerbench_mbpp4()
     a = study(df, tmp_path/'a')
     b = study(df.assign(model=df.model.replace({'claude-v2': 'zz-claude-v2'})), tmp_path/'b')

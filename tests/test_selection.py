@@ -24,7 +24,7 @@ def test_bar_grows_with_independent_candidates_not_with_copies():
 
 
 def test_new_selection_never_a_point_below_where_old_was():
-    "The issue-19 pool: over seeds where the old selection lost more than a point, the new one does not"
+    "The pool of close candidates: over seeds where the old selection lost more than a point, the new one does not"
     worst_old, worst_new = 0., 0.
     for seed in range(8):
         pool = close_pool(seed)
