@@ -103,6 +103,9 @@ def calibrate_choice(P, # (n, K) the router's probabilities on the calibration q
     n, K = C.shape
     if P.shape != (n, K) or cost.shape != (n, K):
         raise InputError(f"P {P.shape}, C {C.shape} and cost {cost.shape} must agree")
+    # the rules route on each model's mean price, as `serve` will with calibration.json's prices (the study's sweep
+    # routes on each query's own price, which a server does not know before it asks); each choice is still charged
+    # the query's own cost below
     price = cost.mean(0); rank = model_rank(C, price); best = int(rank[0])
     grid = default_grid(price, K, scale=price[best])
     configs = [('single', None, np.full(n, k)) for k in rank]

@@ -466,7 +466,8 @@ def cost_quality(P_val:dict, # router name -> (n_val, K) predictions on validati
     basis = 'cost' if cost_val is not None else ('latency_s' if latency is not None and np.isfinite(np.asarray(latency, float)).all() else None)
     if basis == 'latency_s': cost_val = cost_test = np.asarray(latency, float)
     if basis is None and K != 2: return None
-    rank = model_rank(Cv, cost_matrix(cost_val, *Cv.shape) if basis else None)   # ties: by the data, never by name
+    cvm = cost_matrix(cost_val, *Cv.shape) if basis else None                    # validation's (n, K) costs
+    rank = model_rank(Cv, cvm)                                                    # ties: by the data, never by name
     best = models[int(rank[0])]                                                   # `best_single` of validation
     strong = models.index(best) if K == 2 else None
     sweep = pd.concat([single_rows(Cv, Ct, models, cost_val, cost_test)] +
@@ -483,7 +484,7 @@ def cost_quality(P_val:dict, # router name -> (n_val, K) predictions on validati
         methods = with_costs(methods, cost_test, n, K)
         if auto_rule == 'point': auto = auto_cost(sweep, tol=tol)
         else:
-            kb, cvm = models.index(best), cost_matrix(cost_val, *Cv.shape)
+            kb = int(rank[0])                                                     # the best single LLM's column
             okv, cstv = sweep_vectors(sweep, P_val, Cv, cvm, models, strong, rank)
             j, conf = confident_choice(okv, cstv, Cv[:, kb], tol, level, n_boot, seed, cost_ref=cvm[:, kb])
             conf = pd.concat([sweep[['router', 'rule', 'param']], conf], axis=1)

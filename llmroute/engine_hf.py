@@ -203,7 +203,7 @@ class HFEngine(TransformersEngine):
             t0 = time.perf_counter()
             res = generate_batch(self.model, self.tok, [u.prompt for u in chunk], [u.seed for u in chunk],
                                  n_samples=first.n, max_new_tokens=first.max_new_tokens, temperature=temperature,
-                                 stop=list(first.stop), eos=list(first.stop_token_ids), static_cache=self.static_cache)
+                                 stop=list(first.stop), eos=list(first.stop_token_ids), static_cache=static)
             return res, time.perf_counter() - t0
         for chunk, (res, wall), size in iter_batches(generate, units, self.batch_size, fits):
             for u, out in zip(chunk, res): yield u, out, wall/len(chunk), size

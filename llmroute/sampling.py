@@ -10,7 +10,7 @@ import numpy as np, pandas as pd, torch
 from .core import InputError, atomic_write, jsonable, write_json, repo_root, run_notebook
 from .sampler import SAMPLERS, query_seed
 from .models import (
-    MODELS, PAPER_MODELS, PAPER_POOLS, ModelSpec, eos_token_ids, file_lock, generation_config, load_tokenizer,
+    ModelSpec, eos_token_ids, file_lock, generation_config, load_tokenizer,
     model_revision, model_spec, prompt_token_ids, smollm2_dir, tiny_llama)
 from .engine import ENGINES, WorkUnit, engine_class, make_engine, parse_engine_args, run_engine_args
 

@@ -100,12 +100,17 @@ class RouteLog:
                  text:bool=False, # also log the routed message text
                 ):
         self.path, self.text, self.errors = Path(path), text, 0
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
-        except OSError as e: raise InputError(f"cannot write the routing log: {e.strerror}", file=self.path) from None
+        self._fd = self.open_file(self.path)
         self._q = queue.SimpleQueue()
         threading.Thread(target=self._run, name='llmroute-route-log', daemon=True).start()
+
+    @staticmethod
+    def open_file(path:Path)->int:
+        "The log's file descriptor, opened to append (created with its folder); an `InputError` if it cannot be written"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        except OSError as e: raise InputError(f"cannot write the routing log: {e.strerror}", file=path) from None
 
     def write(self, rec:dict, # one request's record
               text:str|None=None, # the routed text (kept only when `self.text`)
@@ -422,7 +427,7 @@ def serve(router, # a router folder (or a `SavedRouter` with one worker)
     sr = router if isinstance(router, SavedRouter) else SavedRouter.load(router)
     bk = load_backends(backends, sr.models)
     keys = read_api_keys(api_keys_env, api_keys_file)
-    if log is not None: RouteLog(log)   # opened here: an unwritable log stops us before any request is paid for
+    if log is not None: os.close(RouteLog.open_file(Path(log)))   # an unwritable log stops us before any request
     check_port_free(host, port)
     if not keys and not is_loopback(host):
         print(f"llmroute serve: warning: listening on {host} without client keys: anyone who reaches port {port} "

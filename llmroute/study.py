@@ -4,12 +4,12 @@
 
 # %% ../nbs/09_study.ipynb #de32e9d8
 from __future__ import annotations
-import inspect, json, time, warnings
+import inspect, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd
-from .core import InputError, atomic_write, jsonable, write_json, data_dir
-from .figures import FAMILY_ORDER, write_figures
+from .core import InputError, atomic_write, jsonable, write_json
+from .figures import write_figures
 from .evaluation import (ORACLE_RULES, as_correct, best_single, cluster_stability, cost_matrix, method,
                                  model_latency, oracle_choices, oracle_rule, random_method, results_table,
                                  routed_correct, single, size_proxy, tradeoff_curve, upper_bound_method)

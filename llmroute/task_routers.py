@@ -11,6 +11,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import NearestNeighbors
 from .core import InputError
+from .evaluation import routed_correct
 from .routers import Router, ranked_argmax
 
 # %% auto #0
@@ -159,7 +160,7 @@ class TaskRouter(Router):
 
     def _choose(self, Xt, Ct, gt, Xv, Cv, gv)->dict:
         "The number of clusters, k and each task's weight (by task name) of highest validation accuracy"
-        ok = lambda P, C: C[np.arange(len(C)), ranked_argmax(P, self.rank_)].astype(float)
+        ok = lambda P, C: routed_correct(C, ranked_argmax(P, self.rank_))
         acc = lambda P, C: float(ok(P, C).mean())
         ncs = [None] if gt is not None else sorted({min(int(c), Xt.shape[0]) for c in np.atleast_1d(self.n_clusters)})
         self.sweep_, best_a, kms = {}, -1.0, {}

@@ -240,6 +240,10 @@ class Upstream:
     def _state(self, name):
         if self.metrics is not None: self.metrics.set_breaker(name, self.breakers[name].state)
 
+    def _succeeded(self, name):
+        self.breakers[name].success()
+        self._state(name)
+
     def _failed(self, name, kind, severe=False):
         self.breakers[name].failure(severe)
         if self.metrics is not None: self.metrics.failures.labels(name, kind).inc()
@@ -280,7 +284,7 @@ class Upstream:
                 lines = resp.aiter_lines()
                 first, problem = await _first_event(lines)
                 if problem: self._failed(name, 'bad_body'); return 'fail', 'bad_body', problem
-                br.success(); self._state(name); committed = True
+                self._succeeded(name); committed = True
                 relay = self._relay(name, resp, lines, first, on_end, release)
                 return 'ok', StreamingResponse(relay, media_type='text/event-stream')
             raw = await resp.aread()
@@ -299,7 +303,7 @@ class Upstream:
             self._failed(name, 'http_5xx')
             return 'fail', 'http_5xx', f"HTTP {st}: {backend_message(raw, self.secrets())}".rstrip(': ')
         if 400 <= st < 500:
-            br.success(); self._state(name)
+            self._succeeded(name)
             try: err = json.loads(raw).get('error')
             except (ValueError, AttributeError): err = None
             err = err if isinstance(err, dict) else {}
@@ -310,7 +314,7 @@ class Upstream:
         except ValueError: data = None
         if not (200 <= st < 300) or not isinstance(data, dict) or not isinstance(data.get('choices'), list):
             self._failed(name, 'bad_body'); return 'fail', 'bad_body', f"HTTP {st} whose body is not a chat completion"
-        br.success(); self._state(name)
+        self._succeeded(name)
         data['model'] = name
         return 'ok', JSONResponse(data, status_code=st)
 
